@@ -1,0 +1,272 @@
+# METADATA
+# title: Order3 approval decision
+# description: >-
+#   Entrypoint data.order3.decision for the Order3 Approvals service (see
+#   docs/policy-contract.md). Composes spend, duties and execution rules;
+#   allows only when no deny rule fires, and fails closed otherwise.
+package order3
+
+import data.order3.duties
+import data.order3.execution
+import data.order3.spend
+
+decision := {
+	"allow": allow,
+	"outcome": outcome,
+	"reasons": reasons,
+	"required": required,
+}
+
+default allow := false
+
+allow if count(_denials) == 0
+
+outcome := "allowed" if {
+	allow
+} else := "denied"
+
+reasons := _denials if {
+	count(_denials) > 0
+} else := _accepts
+
+# Approvals still needed after this action, as [{role, count}] sorted by role.
+default required := []
+
+required := _as_list(spend.requirement) if input.action in {"submit", "patch"}
+
+required := _as_list(_missing_if_counted) if {
+	input.action == "approve"
+	allow
+}
+
+required := _as_list(execution.missing) if {
+	input.action == "approve"
+	not allow
+}
+
+required := _as_list(execution.missing) if input.action == "execute"
+
+# METADATA
+# title: Unknown action
+# description: Any action other than the six in the contract is refused.
+# custom:
+#   id: decision.unknown_action
+deny contains reason if {
+	not _action in _known_actions
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("action %v is not one of %v", [_action, sort(_known_actions)]),
+	}
+}
+
+# METADATA
+# title: Malformed input
+# description: The decision input lacks a field the rules rely on, so nothing is allowed.
+# custom:
+#   id: decision.input_invalid
+deny contains reason if {
+	_action in _known_actions
+	count(_input_problems) > 0
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("decision input is malformed: %v", [concat("; ", sort(_input_problems))]),
+	}
+}
+
+# METADATA
+# title: No rule allowed the action
+# description: Safety net; a known action that no allow reason covers is refused.
+# custom:
+#   id: decision.no_allow_reason
+deny contains reason if {
+	_action in _known_actions
+	count(_accepts) == 0
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("no rule allows action %v", [_action]),
+	}
+}
+
+# METADATA
+# title: Approval names no role
+# description: An approval must say in which role the approver signs.
+# custom:
+#   id: approval.role_missing
+deny contains reason if {
+	input.action == "approve"
+	is_object(input.approval)
+	not _approval_role_named
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("approval role %v is not a role name", [object.get(input.approval, "role", null)]),
+	}
+}
+
+# METADATA
+# title: Role not required
+# description: >-
+#   An approval is refused when its role is not (or no longer) required, for
+#   example a second manager approval when one manager suffices.
+# custom:
+#   id: approval.role_not_required
+deny contains reason if {
+	input.action == "approve"
+	spend.requirement
+
+	role := input.approval.role
+	is_string(role)
+	not execution.missing[role]
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("role %v is not required; still required: %v", [role, _describe(execution.missing)]),
+	}
+}
+
+# METADATA
+# title: Submit accepted
+# description: Reported when a submit is allowed.
+# custom:
+#   id: submit.accepted
+accept contains reason if {
+	input.action == "submit"
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("draft accepted; approvals required: %v", [_describe(_requirement)]),
+	}
+}
+
+# METADATA
+# title: Patch accepted
+# description: Reported when a patch is allowed; prior approvals no longer bind.
+# custom:
+#   id: patch.accepted
+accept contains reason if {
+	input.action == "patch"
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("patch accepted; approvals required: %v", [_describe(_requirement)]),
+	}
+}
+
+# METADATA
+# title: Approval counted
+# description: Reported when an approval is allowed and counted toward the requirement.
+# custom:
+#   id: approval.counted
+accept contains reason if {
+	input.action == "approve"
+
+	role := object.get(input, ["approval", "role"], null)
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("%v approval counted; still required: %v", [role, _describe(_missing_if_counted)]),
+	}
+}
+
+# METADATA
+# title: Reject accepted
+# description: Reported when a rejection is allowed.
+# custom:
+#   id: reject.accepted
+accept contains reason if {
+	input.action == "reject"
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": "rejection accepted; the draft is rejected",
+	}
+}
+
+# METADATA
+# title: Dismiss accepted
+# description: Reported when a dismissal is allowed.
+# custom:
+#   id: dismiss.accepted
+accept contains reason if {
+	input.action == "dismiss"
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("dismissed by %v", [object.get(input, ["actor", "id"], "<missing>")]),
+	}
+}
+
+_known_actions := {"submit", "patch", "approve", "reject", "execute", "dismiss"}
+
+default _action := null
+
+_action := input.action
+
+_denials := ((deny | spend.deny) | duties.deny) | execution.deny
+
+_accepts := accept | execution.accept
+
+default _requirement := {}
+
+_requirement := spend.requirement
+
+# What is still missing once the approval being decided is counted.
+_missing_if_counted[role] := left if {
+	some role, before in execution.missing
+
+	left := before - _this_approval(role)
+
+	left > 0
+}
+
+_this_approval(role) := 1 if input.approval.role == role
+
+default _this_approval(_) := 0
+
+# Negations go through helper rules: `not f(x)` with x undefined is itself
+# undefined, which would let a deny rule silently not fire.
+_approval_role_named if is_string(input.approval.role)
+
+_input_problems contains "actor.id must be a string" if not _shape.actor_id
+
+_input_problems contains "actor.type must be a string" if not _shape.actor_type
+
+_input_problems contains "actor.roles must be an array" if not _shape.actor_roles
+
+_input_problems contains "draft must be an object" if not _shape.draft
+
+_input_problems contains "draft.requester.id must be a string" if not _shape.requester_id
+
+_input_problems contains "approvals must be an array" if not _shape.approvals
+
+_input_problems contains msg if {
+	input.action in {"approve", "reject"}
+	not _shape.verdict
+
+	msg := sprintf("approval.verdict must be %v for action %v", [input.action, input.action])
+}
+
+_shape["actor_id"] if is_string(input.actor.id)
+
+_shape["actor_type"] if is_string(input.actor.type)
+
+_shape["actor_roles"] if is_array(input.actor.roles)
+
+_shape["draft"] if is_object(input.draft)
+
+_shape["requester_id"] if is_string(input.draft.requester.id)
+
+_shape["approvals"] if is_array(input.approvals)
+
+_shape["verdict"] if input.approval.verdict == input.action
+
+_as_list(counts) := [{"role": role, "count": counts[role]} | some role in sort(object.keys(counts))]
+
+_describe(counts) := "nothing" if count(counts) == 0
+
+_describe(counts) := concat(", ", [sprintf("%v x%d", [role, counts[role]]) | some role in sort(object.keys(counts))]) if {
+	count(counts) > 0
+}

@@ -1,0 +1,377 @@
+package order3_test
+
+import data.order3
+
+_draft := {
+	"id": "drf_01J",
+	"workspace_id": "wsp_01J",
+	"kind": "purchase_order",
+	"state": "pending",
+	"content_hash": "sha256:9f2c",
+	"requester": {"id": "prn_agent", "type": "agent"},
+	"approval_owner": "prn_manager",
+	"amount": {"minor_units": 1250000, "currency": "USD"},
+	"payload": {"supplier_id": "sup_1", "location_id": "loc_1", "currency": "USD", "lines": []},
+	"rationale": "Stock of SKU-1 is below its reorder point.",
+	"affected_records": [{"type": "item", "id": "SKU-1"}],
+	"created_at": "2026-12-03T10:00:00Z",
+}
+
+_agent := {"id": "prn_agent", "type": "agent", "roles": [], "scopes": ["read", "submit"]}
+
+_manager := {"id": "prn_manager", "type": "user", "roles": ["manager"], "scopes": ["read", "approve"]}
+
+_finance := {"id": "prn_finance", "type": "user", "roles": ["finance"], "scopes": ["read", "approve"]}
+
+_stranger := {"id": "prn_stranger", "type": "user", "roles": ["manager"], "scopes": ["read"]}
+
+_recorded(actor, role) := {
+	"approver": {"id": actor.id, "type": actor.type, "roles": actor.roles},
+	"verdict": "approve",
+	"role": role,
+	"content_hash": "sha256:9f2c",
+	"decided_at": "2026-12-03T10:05:00Z",
+}
+
+_input(action, actor, approval, approvals) := {
+	"action": action,
+	"draft": _draft,
+	"actor": actor,
+	"approval": approval,
+	"approvals": approvals,
+	"context": {"now": "2026-12-03T10:06:00Z"},
+}
+
+_with_amount(inp, minor) := object.union(inp, {"draft": {"amount": {"minor_units": minor}}})
+
+_approve_as(role) := {"verdict": "approve", "role": role}
+
+_ids(decision) := {r.rule | some r in decision.reasons}
+
+# The result always has the contract's shape.
+_well_formed(d) if {
+	is_boolean(d.allow)
+	d.outcome == {true: "allowed", false: "denied"}[d.allow]
+	count(d.reasons) > 0
+	every r in d.reasons {
+		is_string(r.rule)
+		is_string(r.message)
+	}
+	every q in d.required {
+		is_string(q.role)
+		q.count > 0
+	}
+}
+
+# --- submit / patch ------------------------------------------------------------------
+
+test_allowed_submit_by_agent if {
+	d := order3.decision with input as _input("submit", _agent, null, [])
+
+	_well_formed(d)
+	d.allow == true
+	d.outcome == "allowed"
+	_ids(d) == {"submit.accepted"}
+	d.required == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+}
+
+test_allowed_submit_one_below_tier if {
+	d := order3.decision with input as _with_amount(_input("submit", _agent, null, []), 499999)
+
+	d.allow == true
+	d.required == [{"role": "manager", "count": 1}]
+}
+
+test_allowed_submit_at_tier if {
+	d := order3.decision with input as _with_amount(_input("submit", _agent, null, []), 500000)
+
+	d.required == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+}
+
+test_allowed_submit_above_tier if {
+	d := order3.decision with input as _with_amount(_input("submit", _agent, null, []), 500001)
+
+	d.required == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+}
+
+test_allowed_submit_count_task_without_amount if {
+	inp := json.patch(_input("submit", _agent, null, []), [
+		{"op": "replace", "path": "/draft/kind", "value": "count_task"},
+		{"op": "replace", "path": "/draft/amount", "value": null},
+	])
+	d := order3.decision with input as inp
+
+	d.allow == true
+	d.required == [{"role": "manager", "count": 1}]
+}
+
+test_allowed_submit_supplier_note_without_amount if {
+	inp := json.patch(_input("submit", _agent, null, []), [
+		{"op": "replace", "path": "/draft/kind", "value": "supplier_note"},
+		{"op": "replace", "path": "/draft/amount", "value": null},
+	])
+	d := order3.decision with input as inp
+
+	d.allow == true
+	d.required == [{"role": "manager", "count": 1}]
+}
+
+test_denied_submit_purchase_order_without_amount if {
+	inp := json.patch(_input("submit", _agent, null, []), [{"op": "replace", "path": "/draft/amount", "value": null}])
+	d := order3.decision with input as inp
+
+	_well_formed(d)
+	_ids(d) == {"spend.amount_required"}
+}
+
+test_denied_submit_currency_not_configured if {
+	inp := object.union(_input("submit", _agent, null, []), {"draft": {"amount": {"currency": "JPY"}}})
+	d := order3.decision with input as inp
+
+	_well_formed(d)
+	d.allow == false
+	d.outcome == "denied"
+	_ids(d) == {"spend.currency_not_configured"}
+	d.required == []
+}
+
+test_allowed_patch_by_requester if {
+	d := order3.decision with input as _input("patch", _agent, null, [])
+
+	_ids(d) == {"patch.accepted"}
+	d.required == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+}
+
+test_denied_patch_by_stranger if {
+	d := order3.decision with input as _input("patch", _stranger, null, [])
+
+	_ids(d) == {"duties.patch_not_requester"}
+}
+
+# --- approve -------------------------------------------------------------------------
+
+test_allowed_approve_contract_example_completes if {
+	inp := _input("approve", _manager, _approve_as("manager"), [_recorded(_finance, "finance")])
+	d := order3.decision with input as inp
+
+	_well_formed(d)
+	d.allow == true
+	_ids(d) == {"approval.counted"}
+	d.required == []
+}
+
+test_allowed_approve_first_of_two if {
+	d := order3.decision with input as _input("approve", _manager, _approve_as("manager"), [])
+
+	d.allow == true
+	d.required == [{"role": "finance", "count": 1}]
+}
+
+test_denied_approve_by_agent if {
+	agent := object.union(_agent, {"id": "prn_other_agent", "roles": ["manager"]})
+	d := order3.decision with input as _input("approve", agent, _approve_as("manager"), [])
+
+	_ids(d) == {"duties.agent_cannot_approve"}
+	d.required == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+}
+
+test_denied_approve_by_agent_requester_lists_both if {
+	agent := object.union(_agent, {"roles": ["manager"]})
+	d := order3.decision with input as _input("approve", agent, _approve_as("manager"), [])
+
+	_well_formed(d)
+	_ids(d) == {"duties.agent_cannot_approve", "duties.requester_cannot_approve"}
+}
+
+test_denied_approve_by_user_requester if {
+	inp := object.union(_input("approve", _manager, _approve_as("manager"), []), {"draft": {"requester": {"id": "prn_manager", "type": "user"}}})
+	d := order3.decision with input as inp
+
+	_ids(d) == {"duties.requester_cannot_approve"}
+}
+
+test_denied_approve_twice_by_same_approver if {
+	both := object.union(_manager, {"roles": ["manager", "finance"]})
+	inp := _input("approve", both, _approve_as("finance"), [_recorded(both, "manager")])
+	d := order3.decision with input as inp
+
+	_ids(d) == {"duties.duplicate_approver"}
+	d.required == [{"role": "finance", "count": 1}]
+}
+
+test_denied_approve_second_manager_not_required if {
+	other := object.union(_manager, {"id": "prn_manager_2"})
+	inp := _with_amount(_input("approve", other, _approve_as("manager"), [_recorded(_manager, "manager")]), 100)
+	d := order3.decision with input as inp
+
+	_ids(d) == {"approval.role_not_required"}
+	d.required == []
+}
+
+test_denied_approve_without_role if {
+	d := order3.decision with input as _input("approve", _manager, _approve_as(null), [])
+
+	_ids(d) == {"approval.role_missing"}
+}
+
+test_denied_approve_in_role_not_held if {
+	d := order3.decision with input as _input("approve", _manager, _approve_as("finance"), [])
+
+	_ids(d) == {"duties.role_not_held"}
+}
+
+test_denied_approve_over_manager_limit if {
+	# Pins tiers that still ask for a manager above the manager limit.
+	inp := _with_amount(_input("approve", _manager, _approve_as("manager"), []), 2500001)
+	d := order3.decision with input as inp with data.settings.approval_tiers as {"USD": [{"from_minor_units": 0, "required": {"manager": 1}}, {"from_minor_units": 500000, "required": {"finance": 1, "manager": 1}}]}
+
+	_ids(d) == {"spend.over_approver_limit"}
+}
+
+test_allowed_approve_at_manager_limit if {
+	inp := _with_amount(_input("approve", _manager, _approve_as("manager"), []), 2500000)
+	d := order3.decision with input as inp
+
+	d.allow == true
+}
+
+test_denied_approve_by_clerk_lists_every_rule if {
+	clerk := {"id": "prn_clerk", "type": "user", "roles": ["clerk"]}
+	d := order3.decision with input as _input("approve", clerk, _approve_as("clerk"), [])
+
+	_ids(d) == {
+		"duties.not_an_approver",
+		"approval.role_not_required",
+		"spend.approver_limit_not_configured",
+	}
+}
+
+test_allowed_approve_count_task_without_amount if {
+	inp := json.patch(_input("approve", _manager, _approve_as("manager"), []), [
+		{"op": "replace", "path": "/draft/kind", "value": "count_task"},
+		{"op": "replace", "path": "/draft/amount", "value": null},
+	])
+	d := order3.decision with input as inp
+
+	d.allow == true
+	d.required == []
+}
+
+# --- reject ----------------------------------------------------------------------
+
+test_allowed_reject_by_manager if {
+	d := order3.decision with input as _input("reject", _manager, {"verdict": "reject", "role": null}, [])
+
+	_well_formed(d)
+	_ids(d) == {"reject.accepted"}
+	d.required == []
+}
+
+test_denied_reject_by_requester_agent if {
+	agent := object.union(_agent, {"roles": ["manager"]})
+	d := order3.decision with input as _input("reject", agent, {"verdict": "reject", "role": null}, [])
+
+	_ids(d) == {"duties.agent_cannot_reject", "duties.requester_cannot_reject"}
+	d.required == []
+}
+
+# --- execute ---------------------------------------------------------------------
+
+test_allowed_execute_complete if {
+	approvals := [_recorded(_manager, "manager"), _recorded(_finance, "finance")]
+	d := order3.decision with input as _input("execute", _agent, null, approvals)
+
+	_well_formed(d)
+	_ids(d) == {"execution.approvals_complete"}
+	d.required == []
+}
+
+test_denied_execute_incomplete if {
+	d := order3.decision with input as _input("execute", _agent, null, [_recorded(_manager, "manager")])
+
+	_well_formed(d)
+	_ids(d) == {"execution.approvals_incomplete"}
+	d.required == [{"role": "finance", "count": 1}]
+}
+
+test_denied_execute_when_currency_removed if {
+	approvals := [_recorded(_manager, "manager"), _recorded(_finance, "finance")]
+	settings := json.remove(data.settings, ["approval_tiers/USD"])
+	d := order3.decision with input as _input("execute", _agent, null, approvals)
+		with data.settings as settings
+
+	_ids(d) == {"spend.currency_not_configured"}
+}
+
+# --- dismiss ---------------------------------------------------------------------
+
+test_allowed_dismiss_by_owner if {
+	d := order3.decision with input as _input("dismiss", _manager, null, [])
+
+	_ids(d) == {"dismiss.accepted"}
+	d.required == []
+}
+
+test_allowed_dismiss_by_requester if {
+	d := order3.decision with input as _input("dismiss", _agent, null, [])
+
+	_ids(d) == {"dismiss.accepted"}
+}
+
+test_denied_dismiss_by_stranger if {
+	d := order3.decision with input as _input("dismiss", _stranger, null, [])
+
+	_ids(d) == {"duties.dismiss_not_permitted"}
+	d.required == []
+}
+
+# --- fail closed -------------------------------------------------------------------
+
+test_denied_unknown_action if {
+	d := order3.decision with input as _input("frobnicate", _manager, null, [])
+
+	_well_formed(d)
+	_ids(d) == {"decision.unknown_action"}
+	d.required == []
+}
+
+test_denied_empty_input if {
+	d := order3.decision with input as {}
+
+	_well_formed(d)
+	_ids(d) == {"decision.unknown_action"}
+}
+
+test_denied_malformed_input if {
+	d := order3.decision with input as {"action": "dismiss"}
+
+	_well_formed(d)
+	"decision.input_invalid" in _ids(d)
+}
+
+test_denied_verdict_does_not_match_action if {
+	d := order3.decision with input as _input("approve", _manager, {"verdict": "reject", "role": "manager"}, [])
+
+	_ids(d) == {"decision.input_invalid"}
+}
+
+test_denied_no_allow_reason if {
+	d := order3.decision with input as _input("submit", _agent, null, [])
+		with order3.accept as set()
+
+	_well_formed(d)
+	_ids(d) == {"decision.no_allow_reason"}
+}
+
+test_denied_approve_with_role_key_absent if {
+	d := order3.decision with input as _input("approve", _manager, {"verdict": "approve"}, [])
+
+	_ids(d) == {"approval.role_missing"}
+}
+
+test_denied_approve_actor_without_roles if {
+	actor := json.remove(_manager, ["roles"])
+	d := order3.decision with input as _input("approve", actor, _approve_as("manager"), [])
+
+	_ids(d) == {"decision.input_invalid", "duties.not_an_approver", "duties.role_not_held"}
+}

@@ -1,0 +1,66 @@
+# METADATA
+# title: Execution gate
+# description: >-
+#   Counts the approvals recorded on the current content (input.approvals) under
+#   the policy in force now, and allows execution only when nothing is still required.
+package order3.execution
+
+import data.order3.duties
+import data.order3.spend
+
+# given: role -> number of distinct approvers whose recorded approval still counts.
+given[role] := count(approvers) if {
+	some [role, _] in _counted
+
+	approvers := {approver | some pair in _counted; pair[0] == role; approver := pair[1]}
+}
+
+# missing: role -> approvals still needed, computed from input.approvals only.
+missing[role] := needed - have if {
+	some role, needed in spend.requirement
+
+	have := object.get(given, role, 0)
+
+	needed > have
+}
+
+# METADATA
+# title: Approvals incomplete
+# description: A draft executes only when every approval its tier requires has been given.
+# custom:
+#   id: execution.approvals_incomplete
+deny contains reason if {
+	input.action == "execute"
+	count(missing) > 0
+
+	still := [sprintf("%v x%d", [role, missing[role]]) | some role in sort(object.keys(missing))]
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("approvals still required before execution: %v", [concat(", ", still)]),
+	}
+}
+
+# METADATA
+# title: Approvals complete
+# description: Reported when execution is allowed; every required approval is present.
+# custom:
+#   id: execution.approvals_complete
+accept contains reason if {
+	input.action == "execute"
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("all required approvals are present (%d counted)", [count(_counted)]),
+	}
+}
+
+# A recorded approval counts when it is an approve verdict that still passes
+# separation of duties and the approver limits in force now.
+_counted contains [approval.role, approval.approver.id] if {
+	some approval in input.approvals
+	approval.verdict == "approve"
+
+	duties.independent_approval(approval)
+	spend.within_limit(approval.role)
+}

@@ -1,0 +1,203 @@
+# METADATA
+# title: Spend controls
+# description: >-
+#   Approvals required by amount tier and currency, and the per-role approval
+#   limits. Every threshold is read from data.settings (policies/settings/data.json).
+package order3.spend
+
+# The approvals a draft needs, as an object role -> count. Undefined when the
+# draft's amount or the settings do not allow it to be computed; a deny rule
+# below then explains why.
+requirement := _tier.required
+
+requirement := data.settings.no_amount_required if input.draft.amount == null
+
+# within_limit(role) holds when an approval in role may cover the draft amount.
+within_limit(_) if input.draft.amount == null
+
+within_limit(role) if {
+	_has_amount
+
+	limit := data.settings.approval_limits[role][_currency]
+
+	_minor <= limit
+}
+
+# METADATA
+# title: Amount is not valid
+# description: >-
+#   The draft amount must be null, or an object with a non-negative integer
+#   minor_units and a currency code.
+# custom:
+#   id: spend.amount_invalid
+deny contains reason if {
+	_needs_requirement
+	not _amount_valid
+
+	shown := object.get(input, ["draft", "amount"], "<missing>")
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("draft amount %v is not null or {minor_units: non-negative integer, currency: code}", [shown]),
+	}
+}
+
+# METADATA
+# title: Amount is required for this kind
+# description: >-
+#   Only the kinds listed in data.settings.no_amount_kinds may carry a null amount;
+#   any other kind commits money and must say how much.
+# custom:
+#   id: spend.amount_required
+deny contains reason if {
+	_needs_requirement
+	input.draft.amount == null
+
+	not _no_amount_kind
+
+	kind := object.get(input, ["draft", "kind"], "<missing>")
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("draft kind %v needs an amount; only %v may have none", [kind, _no_amount_kinds]),
+	}
+}
+
+# METADATA
+# title: Currency is not configured
+# description: A draft whose currency has no approval tiers in data.settings.approval_tiers is refused.
+# custom:
+#   id: spend.currency_not_configured
+deny contains reason if {
+	_needs_requirement
+	_has_amount
+	not _currency_configured
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("currency %v has no approval tiers configured", [_currency]),
+	}
+}
+
+# METADATA
+# title: No approval tier applies
+# description: The currency is configured but no tier starts at or below the amount.
+# custom:
+#   id: spend.no_applicable_tier
+deny contains reason if {
+	_needs_requirement
+	_has_amount
+	_currency_configured
+	not _tier
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("no %v approval tier starts at or below amount %d minor units", [_currency, _minor]),
+	}
+}
+
+# METADATA
+# title: Approval requirement unavailable
+# description: >-
+#   Catch-all that keeps the policy closed when the required approvals cannot be
+#   computed for a reason no other spend rule explains (for example, incomplete settings).
+# custom:
+#   id: spend.requirement_unavailable
+deny contains reason if {
+	_needs_requirement
+	not requirement
+	not _failure_explained
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": "the approvals this draft requires cannot be computed from the settings",
+	}
+}
+
+# METADATA
+# title: Approval is over the approver's limit
+# description: An approval in a role whose limit for the currency is below the draft amount is refused.
+# custom:
+#   id: spend.over_approver_limit
+deny contains reason if {
+	input.action == "approve"
+	_has_amount
+
+	role := input.approval.role
+	limit := data.settings.approval_limits[role][_currency]
+	_minor > limit
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("amount %d %v minor units exceeds %v limit %d", [_minor, _currency, role, limit]),
+	}
+}
+
+# METADATA
+# title: Approver limit not configured
+# description: An approval in a role with no limit for the draft currency is refused.
+# custom:
+#   id: spend.approver_limit_not_configured
+deny contains reason if {
+	input.action == "approve"
+	_has_amount
+
+	role := input.approval.role
+	is_string(role)
+	not data.settings.approval_limits[role][_currency]
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("role %v has no approval limit configured for %v", [role, _currency]),
+	}
+}
+
+_needs_requirement if input.action in {"submit", "patch", "approve", "execute"}
+
+_amount_valid if input.draft.amount == null
+
+_amount_valid if {
+	is_number(input.draft.amount.minor_units)
+	input.draft.amount.minor_units == floor(input.draft.amount.minor_units)
+	input.draft.amount.minor_units >= 0
+	is_string(input.draft.amount.currency)
+}
+
+# Negations below go through helper rules: `not f(x)` with x undefined is
+# itself undefined, which would let a deny rule silently not fire.
+_no_amount_kind if input.draft.kind in data.settings.no_amount_kinds
+
+# Shown in messages; defaults to [] so a missing setting cannot hide a denial.
+default _no_amount_kinds := []
+
+_no_amount_kinds := data.settings.no_amount_kinds
+
+_has_amount if {
+	_amount_valid
+	input.draft.amount != null
+}
+
+_minor := input.draft.amount.minor_units
+
+_currency := input.draft.amount.currency
+
+_currency_configured if count(data.settings.approval_tiers[_currency]) > 0
+
+# The tier with the highest from_minor_units at or below the amount.
+_tier := tier if {
+	_has_amount
+
+	tiers := data.settings.approval_tiers[_currency]
+	starts := [t.from_minor_units | some t in tiers; t.from_minor_units <= _minor]
+	count(starts) > 0
+
+	some tier in tiers
+	tier.from_minor_units == max(starts)
+}
+
+_failure_explained if not _amount_valid
+
+_failure_explained if {
+	_has_amount
+	not _tier
+}

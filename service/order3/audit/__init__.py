@@ -1,0 +1,1 @@
+"""The audit log: canonical encoding, hashing, signing, appending and verification."""

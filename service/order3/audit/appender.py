@@ -1,0 +1,189 @@
+"""The one write path: every change commits in the same transaction as its audit records.
+
+Appending to a hash chain serializes writers on the chain head. Taking the head lock per
+request, across several round trips, caps a process at a few hundred appends a second. So
+each process runs one appender task that gathers whatever changes are waiting and commits
+them together (a group commit):
+
+1. open one transaction (SQLite: ``BEGIN IMMEDIATE``);
+2. run each change in its own savepoint; a change that fails rolls back alone and its caller
+   gets the exception;
+3. lock the chain head (``SELECT ... FOR UPDATE`` on PostgreSQL), seal the batch's records
+   after it, insert them in one statement and move the head;
+4. commit, then answer every caller.
+
+The head is locked only for step 3 and the commit, once per batch. Several processes on one
+PostgreSQL queue on that row lock, so the chain never forks and never skips a number. A
+failed commit fails every change in the batch: nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from order3.audit.records import AuditEntry, ChainHead, SealedRecord, seal
+from order3.audit.signing import SigningKey
+from order3.storage import schema
+from order3.storage.database import is_sqlite
+from order3.storage.idempotency import IdempotencyClaim, complete_claim
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+Work = Callable[[AsyncConnection], Awaitable[tuple[T, list[AuditEntry]]]]
+"""A change: it writes through the connection and returns its value and audit entries."""
+
+
+@dataclass
+class _Pending(Generic[T]):
+    work: Work[T]
+    claim: IdempotencyClaim | None
+    future: asyncio.Future[tuple[T, list[SealedRecord]]]
+    value: Any = None
+    entries: list[AuditEntry] = field(default_factory=list)
+    records: list[SealedRecord] = field(default_factory=list)
+    answer_stored: bool = False
+
+
+class AuditAppender:
+    """Commits changes with their audit records, in batches, from one task per process."""
+
+    def __init__(self, engine: AsyncEngine, key: SigningKey, *, max_batch: int = 64) -> None:
+        self._engine = engine
+        self._key = key
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending[Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def key(self) -> SigningKey:
+        return self._key
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="audit-appender")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def commit(
+        self, work: Work[T], *, claim: IdempotencyClaim | None = None
+    ) -> tuple[T, list[SealedRecord]]:
+        """Run ``work`` in the next batch; return its value and its sealed records.
+
+        Raises whatever ``work`` raised (nothing of it is written), or the storage error
+        that failed the batch's commit.
+        """
+        if self._task is None:
+            raise RuntimeError("the audit appender is not running")
+        future: asyncio.Future[tuple[T, list[SealedRecord]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        await self._queue.put(_Pending(work=work, claim=claim, future=future))
+        return await future
+
+    async def record(self, entries: list[AuditEntry]) -> list[SealedRecord]:
+        """Append records that come with no other change."""
+
+        async def nothing_else(_: AsyncConnection) -> tuple[None, list[AuditEntry]]:
+            return None, entries
+
+        _, sealed = await self.commit(nothing_else)
+        return sealed
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit_batch(batch)
+            except Exception as exc:  # answer the callers; the appender must keep running
+                log.error("audit.batch_failed", size=len(batch), error=repr(exc))
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+
+    async def _commit_batch(self, batch: list[_Pending[Any]]) -> None:
+        async with self._engine.connect() as connection:
+            if is_sqlite(self._engine):
+                connection = await connection.execution_options(sqlite_begin="IMMEDIATE")
+            async with connection.begin():
+                ready = [pending for pending in batch if await self._apply(connection, pending)]
+                entries = [entry for pending in ready for entry in pending.entries]
+                sealed = await self._append(connection, entries) if entries else []
+                position = 0
+                for pending in ready:
+                    pending.records = sealed[position : position + len(pending.entries)]
+                    position += len(pending.entries)
+                    if pending.claim is not None:
+                        pending.answer_stored = await complete_claim(
+                            connection, pending.claim, pending.value, pending.records
+                        )
+        for pending in ready:
+            if pending.claim is not None and pending.answer_stored:
+                pending.claim.completed = True
+            if not pending.future.done():
+                pending.future.set_result((pending.value, pending.records))
+        if sealed:
+            log.debug("audit.appended", records=len(sealed), last_seq=sealed[-1].seq)
+
+    async def _apply(self, connection: AsyncConnection, pending: _Pending[Any]) -> bool:
+        try:
+            async with connection.begin_nested():
+                pending.value, pending.entries = await pending.work(connection)
+        except Exception as exc:  # the change failed alone; its savepoint is rolled back
+            pending.future.set_exception(exc)
+            return False
+        return True
+
+    async def _append(
+        self, connection: AsyncConnection, entries: list[AuditEntry]
+    ) -> list[SealedRecord]:
+        head_row = (
+            await connection.execute(
+                sa.select(schema.audit_chain_head.c.seq, schema.audit_chain_head.c.hash)
+                .where(schema.audit_chain_head.c.id == 1)
+                .with_for_update()
+            )
+        ).one()
+        sealed = list(seal(entries, ChainHead(head_row.seq, head_row.hash), self._key))
+        await connection.execute(
+            schema.audit_records.insert(),
+            [_record_row(entry, record) for entry, record in zip(entries, sealed, strict=True)],
+        )
+        await connection.execute(
+            schema.audit_chain_head.update()
+            .where(schema.audit_chain_head.c.id == 1)
+            .values(seq=sealed[-1].seq, hash=sealed[-1].hash)
+        )
+        return sealed
+
+
+def _record_row(entry: AuditEntry, record: SealedRecord) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "recorded_at": record.recorded_at,
+        "workspace_id": entry.workspace_id,
+        "actor_id": entry.actor["id"],
+        "actor_type": entry.actor["type"],
+        "action": entry.action,
+        "subject_type": entry.subject["type"],
+        "subject_id": entry.subject["id"],
+        "draft_id": entry.draft_id,
+        "outcome": entry.outcome,
+        "body": record.canonical.decode(),
+        "hash": record.hash,
+        "signature": record.signature,
+        "key_id": record.key_id,
+    }

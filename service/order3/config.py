@@ -1,0 +1,63 @@
+"""Settings, read from ``ORDER3_*`` environment variables, with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import msgspec
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    data_dir: Path = Path("var")
+    """Where the embedded database, the signing key and OPA's log live by default."""
+
+    database_url: str | None = None
+    """``sqlite:///...`` or ``postgresql://...``; SQLite in ``data_dir`` when unset."""
+
+    opa_url: str | None = None
+    """An OPA the operator runs (a sidecar). When unset the service supervises its own."""
+
+    policy_dir: Path = REPO_ROOT / "policies"
+    opa_timeout: float = 2.0
+    policy_refresh_seconds: float = 10.0
+
+    signing_key_file: Path | None = None
+    """PEM (PKCS#8) Ed25519 key; ``data_dir/audit-signing-key.pem`` when unset."""
+
+    signing_key_pem: str | None = None
+    """The key itself, for deployments that hand secrets over in the environment."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    draft_ttl_days: float = 14.0
+    expiry_sweep_seconds: float = 60.0
+    log_level: str = "info"
+    log_format: str = "console"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'order3.db').resolve()}"
+
+    @property
+    def resolved_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "audit-signing-key.pem"
+
+    @property
+    def draft_ttl(self) -> timedelta:
+        return timedelta(days=self.draft_ttl_days)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``ORDER3_<FIELD>`` variables, then ``overrides``."""
+        environ = dict(os.environ if environ is None else environ)
+        raw: dict[str, object] = {}
+        for name in cls.__struct_fields__:
+            value = environ.get(f"ORDER3_{name.upper()}")
+            if value not in (None, ""):
+                raw[name] = value
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return msgspec.convert(raw, cls, strict=False)

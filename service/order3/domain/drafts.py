@@ -1,0 +1,293 @@
+"""Drafts: proposed inventory work, and the life cycle that approval moves them through.
+
+A draft is submitted as one of six kinds, each with its own typed payload. Its *content*
+(kind, payload, rationale, affected records and approval owner) is hashed; an approval binds
+to that hash, so changing the content drops every approval given before.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import date
+from typing import Annotated, Any
+
+import msgspec
+
+from order3.domain.errors import Conflict, InvalidInput
+from order3.domain.money import MAX_MINOR_UNITS, Money
+
+Identifier = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")
+]
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+QuantityDelta = Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
+
+
+class DraftKind(enum.StrEnum):
+    PURCHASE_ORDER = "purchase_order"
+    TRANSFER = "transfer"
+    ADJUSTMENT = "adjustment"
+    COUNT_TASK = "count_task"
+    SUPPLIER_NOTE = "supplier_note"
+    RECONCILIATION = "reconciliation"
+
+
+class DraftState(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    DISMISSED = "dismissed"
+    EXPIRED = "expired"
+    EXECUTED = "executed"
+    EXECUTION_FAILED = "execution_failed"
+
+
+_TRANSITIONS: dict[DraftState, frozenset[DraftState]] = {
+    DraftState.PENDING: frozenset(
+        {DraftState.APPROVED, DraftState.REJECTED, DraftState.DISMISSED, DraftState.EXPIRED}
+    ),
+    DraftState.APPROVED: frozenset({DraftState.EXECUTED, DraftState.EXECUTION_FAILED}),
+}
+
+
+def ensure_transition(current: DraftState, target: DraftState) -> None:
+    """Raise `Conflict` unless a draft in ``current`` may move to ``target``."""
+    if target not in _TRANSITIONS.get(current, frozenset()):
+        raise Conflict(
+            f"a {current.value} draft cannot become {target.value}",
+            state=current.value,
+            target=target.value,
+        )
+
+
+def ensure_state(current: DraftState, expected: DraftState, action: str) -> None:
+    """Raise `Conflict` unless the draft is in the state ``action`` needs."""
+    if current is not expected:
+        raise Conflict(
+            f"cannot {action} a {current.value} draft; it must be {expected.value}",
+            state=current.value,
+        )
+
+
+class _Payload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of the per-kind payloads."""
+
+    def amount(self) -> Money | None:
+        """The money this work commits, or None when it commits none."""
+        return None
+
+
+class OrderLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sku: Identifier
+    quantity: Quantity
+    unit_cost: Money
+
+
+class PurchaseOrderPayload(_Payload, frozen=True, kw_only=True):
+    supplier_id: Identifier
+    location_id: Identifier
+    currency: str
+    lines: Annotated[list[OrderLine], msgspec.Meta(min_length=1, max_length=500)]
+    expected_date: date | None = None
+
+    def amount(self) -> Money:
+        return _sum_lines(
+            self.currency,
+            [
+                (f"$.payload.lines[{i}]", ln.unit_cost, ln.quantity)
+                for i, ln in enumerate(self.lines)
+            ],
+        )
+
+
+class TransferPayload(_Payload, frozen=True, kw_only=True):
+    sku: Identifier
+    quantity: Quantity
+    from_location_id: Identifier
+    to_location_id: Identifier
+    from_bin: Identifier | None = None
+    to_bin: Identifier | None = None
+    unit_cost: Money | None = None
+
+    def amount(self) -> Money | None:
+        return None if self.unit_cost is None else self.unit_cost.times(self.quantity)
+
+
+class AdjustmentPayload(_Payload, frozen=True, kw_only=True):
+    sku: Identifier
+    location_id: Identifier
+    quantity_delta: QuantityDelta
+    reason_code: Identifier
+    unit_cost: Money
+
+    def amount(self) -> Money:
+        return self.unit_cost.times(self.quantity_delta)
+
+
+class CountTaskPayload(_Payload, frozen=True, kw_only=True):
+    location_id: Identifier
+    skus: Annotated[list[Identifier], msgspec.Meta(min_length=1, max_length=1000)]
+    due_date: date | None = None
+
+
+class SupplierNotePayload(_Payload, frozen=True, kw_only=True):
+    supplier_id: Identifier
+    note: Text
+
+
+class Correction(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sku: Identifier
+    location_id: Identifier
+    quantity_delta: QuantityDelta
+    unit_cost: Money
+    note: Text | None = None
+
+
+class ReconciliationPayload(_Payload, frozen=True, kw_only=True):
+    currency: str
+    corrections: Annotated[list[Correction], msgspec.Meta(min_length=1, max_length=500)]
+
+    def amount(self) -> Money:
+        return _sum_lines(
+            self.currency,
+            [
+                (f"$.payload.corrections[{i}]", c.unit_cost, c.quantity_delta)
+                for i, c in enumerate(self.corrections)
+            ],
+        )
+
+
+def _sum_lines(currency: str, lines: Sequence[tuple[str, Money, int]]) -> Money:
+    total = 0
+    for path, unit_cost, quantity in lines:
+        if unit_cost.currency != currency:
+            raise InvalidInput(
+                f"{path}.unit_cost.currency",
+                f"expected `{currency}` like the draft, got `{unit_cost.currency}`",
+            )
+        total += unit_cost.minor_units * abs(quantity)
+    if total > MAX_MINOR_UNITS:
+        raise InvalidInput("$.payload", f"total {total} minor units is above {MAX_MINOR_UNITS}")
+    return Money(minor_units=total, currency=currency)
+
+
+PAYLOAD_TYPES: dict[DraftKind, type[_Payload]] = {
+    DraftKind.PURCHASE_ORDER: PurchaseOrderPayload,
+    DraftKind.TRANSFER: TransferPayload,
+    DraftKind.ADJUSTMENT: AdjustmentPayload,
+    DraftKind.COUNT_TASK: CountTaskPayload,
+    DraftKind.SUPPLIER_NOTE: SupplierNotePayload,
+    DraftKind.RECONCILIATION: ReconciliationPayload,
+}
+
+
+class RecordRef(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A reference to an inventory record the draft is based on or will change."""
+
+    type: Annotated[str, msgspec.Meta(pattern="^[a-z_]{1,40}$")]
+    id: Identifier
+    version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class DraftContent(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything an approval binds to."""
+
+    kind: DraftKind
+    payload: _Payload
+    rationale: str
+    affected_records: list[RecordRef]
+    approval_owner: str
+
+    def amount(self) -> Money | None:
+        return self.payload.amount()
+
+
+def parse_payload(kind: DraftKind, raw: Any, path: str = "$.payload") -> _Payload:
+    """Validate a raw payload against its kind's type, naming the field that is wrong."""
+    try:
+        return msgspec.convert(raw, PAYLOAD_TYPES[kind], strict=True)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(*_split_validation_error(exc, path)) from None
+
+
+def _split_validation_error(exc: msgspec.ValidationError, root: str) -> tuple[str, str]:
+    message, _, where = str(exc).rpartition(" - at `")
+    if not message:
+        return root, str(exc)
+    return root + where.rstrip("`").removeprefix("$"), message
+
+
+def validation_failure(exc: msgspec.ValidationError) -> InvalidInput:
+    """Turn a msgspec validation error on a request body into `InvalidInput`."""
+    return InvalidInput(*_split_validation_error(exc, "$"))
+
+
+class Verdict(enum.StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class Approval(msgspec.Struct, frozen=True, kw_only=True):
+    """One approver's verdict on one exact content of a draft."""
+
+    id: str
+    draft_id: str
+    approver_id: str
+    approver_type: str
+    approver_roles: list[str]
+    verdict: Verdict
+    role: str | None
+    comment: str | None
+    content_hash: str
+    decided_at: str
+
+
+class Draft(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored draft and where it stands."""
+
+    id: str
+    workspace_id: str
+    kind: DraftKind
+    state: DraftState
+    payload: dict[str, Any]
+    rationale: str
+    affected_records: list[dict[str, Any]]
+    approval_owner: str
+    requester_id: str
+    requester_type: str
+    amount: Money | None
+    content_hash: str
+    version: int
+    required: list[dict[str, Any]]
+    created_at: str
+    updated_at: str
+    expires_at: str
+    execution: dict[str, Any] | None = None
+
+    def content(self) -> dict[str, Any]:
+        """The fields an approval binds to, as hashed."""
+        return content_document(
+            self.kind, self.payload, self.rationale, self.affected_records, self.approval_owner
+        )
+
+    def binding(self, approvals: Sequence[Approval]) -> list[Approval]:
+        """The approvals given to this exact content; those from before a patch drop out."""
+        return [a for a in approvals if a.content_hash == self.content_hash]
+
+
+def content_document(
+    kind: DraftKind,
+    payload: dict[str, Any],
+    rationale: str,
+    affected_records: list[dict[str, Any]],
+    approval_owner: str,
+) -> dict[str, Any]:
+    return {
+        "kind": str(kind),
+        "payload": payload,
+        "rationale": rationale,
+        "affected_records": affected_records,
+        "approval_owner": approval_owner,
+    }

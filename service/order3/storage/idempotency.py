@@ -1,0 +1,115 @@
+"""Idempotency keys: a POST repeated with the same key replays its first answer.
+
+A request claims its key before it does anything. The answer is stored by the same
+transaction that commits the request's change (see `order3.audit.appender`), so a change
+can never commit without the answer a retry will get. A request that ends without a stored
+answer (bad input, or a server-side failure) releases its claim, and a retry runs afresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from order3.audit.records import SealedRecord, utc_timestamp
+from order3.domain.errors import Conflict, IdempotencyMismatch
+from order3.storage.schema import idempotency_keys as keys
+
+IN_FLIGHT = "in_flight"
+DONE = "done"
+
+
+@dataclass
+class IdempotencyClaim:
+    """A claimed key, and how to render the answer that will be stored under it."""
+
+    workspace_id: str
+    principal_id: str
+    key: str
+    request_hash: str
+    render: Callable[[Any, list[SealedRecord]], tuple[int, bytes]] | None = None
+    completed: bool = False
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    status_code: int
+    body: bytes
+
+
+def _this_key(claim: IdempotencyClaim) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        keys.c.workspace_id == claim.workspace_id,
+        keys.c.principal_id == claim.principal_id,
+        keys.c.key == claim.key,
+    )
+
+
+async def claim_key(engine: AsyncEngine, claim: IdempotencyClaim) -> StoredAnswer | None:
+    """Claim the key; return the stored answer when this request was already answered.
+
+    Raises:
+        IdempotencyMismatch: the key was used with another request body.
+        Conflict: a request with this key is still being handled.
+    """
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                keys.insert().values(
+                    workspace_id=claim.workspace_id,
+                    principal_id=claim.principal_id,
+                    key=claim.key,
+                    request_hash=claim.request_hash,
+                    state=IN_FLIGHT,
+                    created_at=utc_timestamp(),
+                )
+            )
+        return None
+    except IntegrityError:
+        pass
+    async with engine.connect() as connection:
+        row = (await connection.execute(sa.select(keys).where(_this_key(claim)))).one_or_none()
+    if row is None:  # released between our insert and this read; the client may retry
+        raise Conflict("a request with this Idempotency-Key was just released; retry it")
+    if row.request_hash != claim.request_hash:
+        raise IdempotencyMismatch(
+            "this Idempotency-Key was used with another request; use a new key",
+            idempotency_key=claim.key,
+        )
+    if row.state == IN_FLIGHT:
+        raise Conflict(
+            "a request with this Idempotency-Key is still in flight", idempotency_key=claim.key
+        )
+    return StoredAnswer(status_code=row.status_code, body=row.response_body)
+
+
+async def complete_claim(
+    connection: AsyncConnection, claim: IdempotencyClaim, value: Any, records: list[SealedRecord]
+) -> bool:
+    """Store the answer for ``value`` in the transaction that commits its change.
+
+    Answers of 500 and above are not stored: the claim is released and a retry decides anew.
+    Returns whether an answer was stored.
+    """
+    if claim.render is None:
+        return False
+    status_code, body = claim.render(value, records)
+    if status_code >= 500:
+        return False
+    await connection.execute(
+        keys.update()
+        .where(_this_key(claim))
+        .values(state=DONE, status_code=status_code, response_body=body)
+    )
+    return True
+
+
+async def release_claim(engine: AsyncEngine, claim: IdempotencyClaim) -> None:
+    """Forget an in-flight claim whose request stored no answer."""
+    async with engine.begin() as connection:
+        await connection.execute(keys.delete().where(_this_key(claim), keys.c.state == IN_FLIGHT))

@@ -1,0 +1,330 @@
+"""Reading and writing records. Every function takes the connection it runs on, so a write
+can share the transaction of the audit records that describe it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from order3.audit.verify import StoredRecord
+from order3.domain.drafts import Approval, Draft
+from order3.domain.errors import Conflict
+from order3.domain.money import Money
+from order3.storage import schema
+from order3.storage.schema import api_tokens, approvals, audit_records, drafts, principals
+
+# ---- drafts -------------------------------------------------------------------------------
+
+
+def _draft_from_row(row: sa.Row[Any]) -> Draft:
+    amount = None
+    if row.currency is not None:
+        amount = Money(minor_units=row.amount_minor, currency=row.currency)
+    return Draft(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        kind=row.kind,
+        state=row.state,
+        payload=row.payload,
+        rationale=row.rationale,
+        affected_records=row.affected_records,
+        approval_owner=row.approval_owner_id,
+        requester_id=row.requester_id,
+        requester_type=row.requester_type,
+        amount=amount,
+        content_hash=row.content_hash,
+        version=row.version,
+        required=row.required,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        execution=row.execution,
+    )
+
+
+def _draft_values(draft: Draft) -> dict[str, Any]:
+    return {
+        "kind": str(draft.kind),
+        "state": str(draft.state),
+        "payload": draft.payload,
+        "rationale": draft.rationale,
+        "affected_records": draft.affected_records,
+        "approval_owner_id": draft.approval_owner,
+        "amount_minor": None if draft.amount is None else draft.amount.minor_units,
+        "currency": None if draft.amount is None else draft.amount.currency,
+        "content_hash": draft.content_hash,
+        "version": draft.version,
+        "required": draft.required,
+        "updated_at": draft.updated_at,
+        "expires_at": draft.expires_at,
+        "execution": draft.execution,
+    }
+
+
+async def load_draft(connection: AsyncConnection, workspace_id: str, draft_id: str) -> Draft | None:
+    row = (
+        await connection.execute(
+            sa.select(drafts).where(drafts.c.workspace_id == workspace_id, drafts.c.id == draft_id)
+        )
+    ).one_or_none()
+    return None if row is None else _draft_from_row(row)
+
+
+async def insert_draft(connection: AsyncConnection, draft: Draft) -> None:
+    await connection.execute(
+        drafts.insert().values(
+            id=draft.id,
+            workspace_id=draft.workspace_id,
+            requester_id=draft.requester_id,
+            requester_type=draft.requester_type,
+            created_at=draft.created_at,
+            **_draft_values(draft),
+        )
+    )
+
+
+async def update_draft(connection: AsyncConnection, draft: Draft, *, seen_version: int) -> None:
+    """Store ``draft`` if nobody changed it since ``seen_version``.
+
+    Raises:
+        Conflict: the draft changed after it was read (another decision won the race).
+    """
+    result = await connection.execute(
+        drafts.update()
+        .where(drafts.c.id == draft.id, drafts.c.version == seen_version)
+        .values(**_draft_values(draft))
+    )
+    if result.rowcount != 1:
+        raise Conflict(
+            "the draft changed while this request was decided; read it again and retry",
+            draft_id=draft.id,
+        )
+
+
+async def list_drafts(
+    connection: AsyncConnection,
+    workspace_id: str,
+    *,
+    state: str | None,
+    kind: str | None,
+    owner: str | None,
+    after: str | None,
+    limit: int,
+) -> list[Draft]:
+    query = sa.select(drafts).where(drafts.c.workspace_id == workspace_id)
+    if state is not None:
+        query = query.where(drafts.c.state == state)
+    if kind is not None:
+        query = query.where(drafts.c.kind == kind)
+    if owner is not None:
+        query = query.where(drafts.c.approval_owner_id == owner)
+    if after is not None:
+        query = query.where(drafts.c.id > after)
+    rows = await connection.execute(query.order_by(drafts.c.id).limit(limit))
+    return [_draft_from_row(row) for row in rows]
+
+
+async def due_drafts(connection: AsyncConnection, now: str, limit: int) -> list[Draft]:
+    """Pending drafts whose time ran out."""
+    rows = await connection.execute(
+        sa.select(drafts)
+        .where(drafts.c.state == "pending", drafts.c.expires_at <= now)
+        .order_by(drafts.c.expires_at)
+        .limit(limit)
+    )
+    return [_draft_from_row(row) for row in rows]
+
+
+# ---- approvals ----------------------------------------------------------------------------
+
+
+async def load_approvals(connection: AsyncConnection, draft_id: str) -> list[Approval]:
+    rows = await connection.execute(
+        sa.select(approvals).where(approvals.c.draft_id == draft_id).order_by(approvals.c.id)
+    )
+    return [
+        Approval(
+            id=row.id,
+            draft_id=row.draft_id,
+            approver_id=row.approver_id,
+            approver_type=row.approver_type,
+            approver_roles=row.approver_roles,
+            verdict=row.verdict,
+            role=row.role,
+            comment=row.comment,
+            content_hash=row.content_hash,
+            decided_at=row.decided_at,
+        )
+        for row in rows
+    ]
+
+
+async def insert_approval(
+    connection: AsyncConnection, workspace_id: str, approval: Approval
+) -> None:
+    values = msgspec.to_builtins(approval)
+    await connection.execute(approvals.insert().values(workspace_id=workspace_id, **values))
+
+
+# ---- workspaces, principals and tokens ----------------------------------------------------
+
+
+async def insert_workspace(
+    connection: AsyncConnection, workspace_id: str, name: str, created_at: str
+) -> None:
+    await connection.execute(
+        schema.workspaces.insert().values(id=workspace_id, name=name, created_at=created_at)
+    )
+
+
+async def insert_principal(connection: AsyncConnection, **values: Any) -> None:
+    await connection.execute(principals.insert().values(**values))
+
+
+async def load_principal(
+    connection: AsyncConnection, workspace_id: str, principal_id: str
+) -> sa.Row[Any] | None:
+    return (
+        await connection.execute(
+            sa.select(principals).where(
+                principals.c.workspace_id == workspace_id, principals.c.id == principal_id
+            )
+        )
+    ).one_or_none()
+
+
+async def list_principals(connection: AsyncConnection, workspace_id: str) -> list[sa.Row[Any]]:
+    rows = await connection.execute(
+        sa.select(principals)
+        .where(principals.c.workspace_id == workspace_id)
+        .order_by(principals.c.id)
+    )
+    return list(rows)
+
+
+async def insert_token(connection: AsyncConnection, **values: Any) -> None:
+    await connection.execute(api_tokens.insert().values(**values))
+
+
+async def find_active_token(engine: AsyncEngine, secret_hash: str) -> sa.Row[Any] | None:
+    """The live token with this hash, joined with its principal."""
+    query = (
+        sa.select(
+            api_tokens.c.id,
+            api_tokens.c.workspace_id,
+            api_tokens.c.scopes,
+            principals.c.id.label("principal_id"),
+            principals.c.type,
+            principals.c.name,
+            principals.c.roles,
+        )
+        .join(principals, principals.c.id == api_tokens.c.principal_id)
+        .where(api_tokens.c.secret_hash == secret_hash, api_tokens.c.revoked_at.is_(None))
+    )
+    async with engine.connect() as connection:
+        return (await connection.execute(query)).one_or_none()
+
+
+async def load_token(
+    connection: AsyncConnection, workspace_id: str, token_id: str
+) -> sa.Row[Any] | None:
+    return (
+        await connection.execute(
+            sa.select(api_tokens).where(
+                api_tokens.c.workspace_id == workspace_id, api_tokens.c.id == token_id
+            )
+        )
+    ).one_or_none()
+
+
+async def list_tokens(connection: AsyncConnection, workspace_id: str) -> list[sa.Row[Any]]:
+    rows = await connection.execute(
+        sa.select(api_tokens)
+        .where(api_tokens.c.workspace_id == workspace_id)
+        .order_by(api_tokens.c.id)
+    )
+    return list(rows)
+
+
+async def revoke_token(connection: AsyncConnection, token_id: str, revoked_at: str) -> None:
+    result = await connection.execute(
+        api_tokens.update()
+        .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=revoked_at)
+    )
+    if result.rowcount != 1:
+        raise Conflict("the token is already revoked", token_id=token_id)
+
+
+# ---- audit records ------------------------------------------------------------------------
+
+
+class AuditFilter(msgspec.Struct, frozen=True, kw_only=True):
+    workspace_id: str | None = None
+    since: str | None = None
+    until: str | None = None
+    actor: str | None = None
+    draft: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+
+
+async def query_audit(
+    connection: AsyncConnection, where: AuditFilter, *, after: int | None, limit: int
+) -> list[sa.Row[Any]]:
+    query = sa.select(audit_records)
+    conditions = {
+        audit_records.c.workspace_id: where.workspace_id,
+        audit_records.c.actor_id: where.actor,
+        audit_records.c.draft_id: where.draft,
+        audit_records.c.action: where.action,
+        audit_records.c.outcome: where.outcome,
+    }
+    for column, value in conditions.items():
+        if value is not None:
+            query = query.where(column == value)
+    if where.since is not None:
+        query = query.where(audit_records.c.recorded_at >= where.since)
+    if where.until is not None:
+        query = query.where(audit_records.c.recorded_at < where.until)
+    if after is not None:
+        query = query.where(audit_records.c.seq > after)
+    return list(await connection.execute(query.order_by(audit_records.c.seq).limit(limit)))
+
+
+async def stream_audit_records(
+    engine: AsyncEngine, batch: int = 5000
+) -> AsyncIterator[StoredRecord]:
+    """Every record in sequence order, read in pages so memory stays flat."""
+    after = 0
+    while True:
+        async with engine.connect() as connection:
+            rows = list(
+                await connection.execute(
+                    sa.select(
+                        audit_records.c.seq,
+                        audit_records.c.body,
+                        audit_records.c.hash,
+                        audit_records.c.signature,
+                        audit_records.c.key_id,
+                    )
+                    .where(audit_records.c.seq > after)
+                    .order_by(audit_records.c.seq)
+                    .limit(batch)
+                )
+            )
+        for row in rows:
+            yield StoredRecord(
+                seq=row.seq,
+                body=row.body,
+                hash=row.hash,
+                signature=row.signature,
+                key_id=row.key_id,
+            )
+        if len(rows) < batch:
+            return
+        after = rows[-1].seq

@@ -1,0 +1,466 @@
+"""The draft workflow: submit, patch, approve or reject, execute, dismiss and expire.
+
+Each action reads the draft, asks the policy engine for one decision, and commits what the
+decision allows together with its audit record. A denial is audited too. When the engine
+gives no usable answer the action is refused and the refusal is audited (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from order3.audit.appender import AuditAppender
+from order3.audit.canonical import content_hash
+from order3.audit.records import AuditEntry, SealedRecord, utc_timestamp
+from order3.domain.decisions import Action, Decision, build_input
+from order3.domain.drafts import (
+    Approval,
+    Draft,
+    DraftContent,
+    DraftState,
+    Verdict,
+    content_document,
+    ensure_state,
+    ensure_transition,
+)
+from order3.domain.errors import EngineUnavailable, InvalidInput, NotFound
+from order3.domain.identifiers import new_id
+from order3.domain.principals import SYSTEM_ACTOR_ID, Actor
+from order3.policy.engine import EngineFailed, PolicyEngine
+from order3.storage import repositories as repo
+from order3.storage.idempotency import IdempotencyClaim
+
+log = structlog.get_logger(__name__)
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What an action came to: the decision, and the draft as it now stands."""
+
+    decision: Decision
+    draft: Draft | None
+    approval: Approval | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed
+
+
+Result = tuple[Outcome, list[SealedRecord]]
+
+
+class DraftPatch(msgspec.Struct, frozen=True, kw_only=True):
+    """Content changes; the fields left out keep their values."""
+
+    payload: dict[str, Any] | None = None
+    rationale: str | None = None
+    affected_records: list[dict[str, Any]] | None = None
+    approval_owner: str | None = None
+
+
+class DraftWorkflow:
+    def __init__(
+        self,
+        db: AsyncEngine,
+        policy: PolicyEngine,
+        appender: AuditAppender,
+        *,
+        draft_ttl: timedelta,
+    ) -> None:
+        self._db = db
+        self._policy = policy
+        self._appender = appender
+        self._draft_ttl = draft_ttl
+
+    # ---- reads ----------------------------------------------------------------------------
+
+    async def get(self, actor: Actor, draft_id: str) -> tuple[Draft, list[Approval]]:
+        async with self._db.connect() as connection:
+            draft = await self._load(connection, actor, draft_id)
+            return draft, await repo.load_approvals(connection, draft_id)
+
+    async def list(self, actor: Actor, **filters: Any) -> list[Draft]:
+        async with self._db.connect() as connection:
+            return await repo.list_drafts(connection, actor.workspace_id, **filters)
+
+    # ---- actions --------------------------------------------------------------------------
+
+    async def submit(
+        self, actor: Actor, content: DraftContent, claim: IdempotencyClaim | None = None
+    ) -> Result:
+        now = utc_timestamp()
+        async with self._db.connect() as connection:
+            await self._ensure_principal(connection, actor, content.approval_owner)
+        document = content_document(
+            content.kind,
+            msgspec.to_builtins(content.payload),
+            content.rationale,
+            msgspec.to_builtins(content.affected_records),
+            content.approval_owner,
+        )
+        draft = Draft(
+            id=new_id("drf"),
+            workspace_id=actor.workspace_id,
+            kind=content.kind,
+            state=DraftState.PENDING,
+            payload=document["payload"],
+            rationale=content.rationale,
+            affected_records=document["affected_records"],
+            approval_owner=content.approval_owner,
+            requester_id=actor.id,
+            requester_type=str(actor.type),
+            amount=content.amount(),
+            content_hash=content_hash(document),
+            version=1,
+            required=[],
+            created_at=now,
+            updated_at=now,
+            expires_at=utc_timestamp(datetime.now(UTC) + self._draft_ttl),
+        )
+        decision = await self._decide(Action.SUBMIT, actor, draft, [], now=now)
+
+        async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
+            stored = msgspec.structs.replace(draft, required=_required(decision))
+            await repo.insert_draft(connection, stored)
+            return Outcome(decision=decision, draft=stored), [
+                _entry(actor, "draft.submitted", stored.id, decision)
+            ]
+
+        return await self._commit(actor, decision, draft.id, store, claim, refused_draft=None)
+
+    async def patch(
+        self,
+        actor: Actor,
+        draft_id: str,
+        changes: DraftPatch,
+        claim: IdempotencyClaim | None = None,
+    ) -> Result:
+        now = utc_timestamp()
+        async with self._db.connect() as connection:
+            current = await self._load(connection, actor, draft_id)
+            ensure_state(current.state, DraftState.PENDING, "patch")
+            if changes.approval_owner is not None:
+                await self._ensure_principal(connection, actor, changes.approval_owner)
+        patched = _apply_patch(current, changes, now)
+        decision = await self._decide(Action.PATCH, actor, patched, [], now=now)
+
+        async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
+            stored = msgspec.structs.replace(patched, required=_required(decision))
+            await repo.update_draft(connection, stored, seen_version=current.version)
+            details = {"previous_content_hash": current.content_hash}
+            return Outcome(decision=decision, draft=stored), [
+                _entry(actor, "draft.patched", draft_id, decision, details)
+            ]
+
+        return await self._commit(actor, decision, draft_id, store, claim, refused_draft=current)
+
+    async def decide_approval(
+        self,
+        actor: Actor,
+        draft_id: str,
+        verdict: Verdict,
+        role: str | None,
+        comment: str | None,
+        claim: IdempotencyClaim | None = None,
+    ) -> Result:
+        now = utc_timestamp()
+        draft, binding = await self._pending_with_approvals(actor, draft_id, f"{verdict} a draft")
+        action = Action.APPROVE if verdict is Verdict.APPROVE else Action.REJECT
+        decision = await self._decide(
+            action,
+            actor,
+            draft,
+            binding,
+            now=now,
+            approval={"verdict": str(verdict), "role": role},
+        )
+
+        async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
+            approval = Approval(
+                id=new_id("apv"),
+                draft_id=draft.id,
+                approver_id=actor.id,
+                approver_type=str(actor.type),
+                approver_roles=list(actor.roles),
+                verdict=verdict,
+                role=role,
+                comment=comment,
+                content_hash=draft.content_hash,
+                decided_at=now,
+            )
+            required = _required(decision)
+            if verdict is Verdict.REJECT:
+                state = DraftState.REJECTED
+            else:
+                state = DraftState.PENDING if required else DraftState.APPROVED
+            updated = _advance(draft, state, now, required=required)
+            await repo.insert_approval(connection, draft.workspace_id, approval)
+            await repo.update_draft(connection, updated, seen_version=draft.version)
+            details = {
+                "verdict": str(verdict),
+                "role": role,
+                "approval_id": approval.id,
+                "state": str(state),
+            }
+            return Outcome(decision=decision, draft=updated, approval=approval), [
+                _entry(actor, "approval.decided", draft.id, decision, details)
+            ]
+
+        return await self._commit(actor, decision, draft_id, store, claim, refused_draft=draft)
+
+    async def execute(
+        self, actor: Actor, draft_id: str, claim: IdempotencyClaim | None = None
+    ) -> Result:
+        now = utc_timestamp()
+        async with self._db.connect() as connection:
+            draft = await self._load(connection, actor, draft_id)
+            ensure_state(draft.state, DraftState.APPROVED, "execute")
+            binding = draft.binding(await repo.load_approvals(connection, draft_id))
+        decision = await self._decide(Action.EXECUTE, actor, draft, binding, now=now)
+
+        async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
+            execution = {"executed_at": now, "executed_by": actor.reference(), "effects": []}
+            updated = msgspec.structs.replace(
+                _advance(draft, DraftState.EXECUTED, now), execution=execution
+            )
+            await repo.update_draft(connection, updated, seen_version=draft.version)
+            return Outcome(decision=decision, draft=updated), [
+                _entry(actor, "draft.executed", draft.id, decision, {"execution": execution})
+            ]
+
+        return await self._commit(actor, decision, draft_id, store, claim, refused_draft=draft)
+
+    async def dismiss(
+        self, actor: Actor, draft_id: str, reason: str, claim: IdempotencyClaim | None = None
+    ) -> Result:
+        now = utc_timestamp()
+        draft, binding = await self._pending_with_approvals(actor, draft_id, "dismiss")
+        decision = await self._decide(Action.DISMISS, actor, draft, binding, now=now)
+
+        async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
+            updated = _advance(draft, DraftState.DISMISSED, now)
+            await repo.update_draft(connection, updated, seen_version=draft.version)
+            return Outcome(decision=decision, draft=updated), [
+                _entry(actor, "draft.dismissed", draft.id, decision, {"reason": reason})
+            ]
+
+        return await self._commit(actor, decision, draft_id, store, claim, refused_draft=draft)
+
+    async def expire_due(self, limit: int = 500) -> int:
+        """Move pending drafts past their expiry time to ``expired``; return how many."""
+        async with self._db.connect() as connection:
+            due = await repo.due_drafts(connection, utc_timestamp(), limit)
+        expired = 0
+        for draft in due:
+            now = utc_timestamp()
+
+            async def store(
+                connection: AsyncConnection, draft: Draft = draft, now: str = now
+            ) -> tuple[None, list[AuditEntry]]:
+                await repo.update_draft(
+                    connection, _advance(draft, DraftState.EXPIRED, now), seen_version=draft.version
+                )
+                return None, [
+                    AuditEntry(
+                        workspace_id=draft.workspace_id,
+                        actor={"id": SYSTEM_ACTOR_ID, "type": "system"},
+                        action="draft.expired",
+                        subject={"type": "draft", "id": draft.id},
+                        details={"expires_at": draft.expires_at},
+                    )
+                ]
+
+            try:
+                await self._appender.commit(store)
+            except Exception as exc:  # a draft changed meanwhile; the next sweep looks again
+                log.warning("draft.expiry_skipped", draft_id=draft.id, error=repr(exc))
+                continue
+            expired += 1
+            log.info("draft.expired", draft_id=draft.id)
+        return expired
+
+    # ---- steps shared by the actions ------------------------------------------------------
+
+    async def _load(self, connection: AsyncConnection, actor: Actor, draft_id: str) -> Draft:
+        draft = await repo.load_draft(connection, actor.workspace_id, draft_id)
+        if draft is None:
+            raise NotFound(f"no draft {draft_id} in this workspace", draft_id=draft_id)
+        return draft
+
+    async def _pending_with_approvals(
+        self, actor: Actor, draft_id: str, action: str
+    ) -> tuple[Draft, list[Approval]]:
+        async with self._db.connect() as connection:
+            draft = await self._load(connection, actor, draft_id)
+            ensure_state(draft.state, DraftState.PENDING, action)
+            return draft, draft.binding(await repo.load_approvals(connection, draft_id))
+
+    async def _ensure_principal(
+        self, connection: AsyncConnection, actor: Actor, principal_id: str
+    ) -> None:
+        if await repo.load_principal(connection, actor.workspace_id, principal_id) is None:
+            raise InvalidInput("$.approval_owner", f"no principal {principal_id} in this workspace")
+
+    async def _decide(
+        self,
+        action: Action,
+        actor: Actor,
+        draft: Draft,
+        binding: list[Approval],
+        *,
+        now: str,
+        approval: dict[str, Any] | None = None,
+    ) -> Decision:
+        decision_input = build_input(
+            action,
+            draft=_policy_draft(draft),
+            actor={
+                "id": actor.id,
+                "type": str(actor.type),
+                "roles": list(actor.roles),
+                "scopes": [str(scope) for scope in actor.scopes],
+            },
+            approvals=[_policy_approval(a) for a in binding],
+            approval=approval,
+            now=now,
+        )
+        try:
+            return await self._policy.decide(action, decision_input)
+        except EngineFailed as failed:
+            records = await self._appender.record(
+                [
+                    AuditEntry(
+                        workspace_id=actor.workspace_id,
+                        actor=actor.reference(),
+                        action="engine.failed",
+                        subject={"type": "draft", "id": draft.id},
+                        outcome="error",
+                        decision=failed.failure.audit_view(),
+                        details={"action": str(action)},
+                    )
+                ]
+            )
+            raise EngineUnavailable(
+                f"the policy engine gave no usable decision ({failed.failure.reason}); "
+                "the action was refused",
+                audit_seq=records[0].seq,
+            ) from None
+
+    async def _commit(
+        self,
+        actor: Actor,
+        decision: Decision,
+        draft_id: str,
+        store: Callable[[AsyncConnection], Awaitable[tuple[Outcome, list[AuditEntry]]]],
+        claim: IdempotencyClaim | None,
+        *,
+        refused_draft: Draft | None,
+    ) -> Result:
+        if decision.allowed:
+            return await self._appender.commit(store, claim=claim)
+
+        async def refuse(_: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
+            details = {"action": str(decision.action)}
+            return Outcome(decision=decision, draft=refused_draft), [
+                _entry(actor, "decision.refused", draft_id, decision, details)
+            ]
+
+        return await self._appender.commit(refuse, claim=claim)
+
+
+def _required(decision: Decision) -> list[dict[str, Any]]:
+    return [msgspec.to_builtins(r) for r in decision.result.required]
+
+
+def _advance(
+    draft: Draft, state: DraftState, now: str, *, required: list[dict[str, Any]] | None = None
+) -> Draft:
+    if state is not draft.state:
+        ensure_transition(draft.state, state)
+    return msgspec.structs.replace(
+        draft,
+        state=state,
+        version=draft.version + 1,
+        updated_at=now,
+        required=draft.required if required is None else required,
+    )
+
+
+def _apply_patch(current: Draft, changes: DraftPatch, now: str) -> Draft:
+    from order3.domain.drafts import parse_payload  # noqa: PLC0415
+
+    payload = current.payload
+    if changes.payload is not None:
+        payload = msgspec.to_builtins(parse_payload(current.kind, changes.payload))
+    rationale = current.rationale if changes.rationale is None else changes.rationale
+    records = (
+        current.affected_records if changes.affected_records is None else changes.affected_records
+    )
+    owner = current.approval_owner if changes.approval_owner is None else changes.approval_owner
+    document = content_document(current.kind, payload, rationale, records, owner)
+    amount = parse_payload(current.kind, payload).amount()
+    return msgspec.structs.replace(
+        current,
+        payload=payload,
+        rationale=rationale,
+        affected_records=records,
+        approval_owner=owner,
+        amount=amount,
+        content_hash=content_hash(document),
+        version=current.version + 1,
+        updated_at=now,
+    )
+
+
+def _policy_draft(draft: Draft) -> dict[str, Any]:
+    return {
+        "id": draft.id,
+        "workspace_id": draft.workspace_id,
+        "kind": str(draft.kind),
+        "state": str(draft.state),
+        "content_hash": draft.content_hash,
+        "requester": {"id": draft.requester_id, "type": draft.requester_type},
+        "approval_owner": draft.approval_owner,
+        "amount": None if draft.amount is None else msgspec.to_builtins(draft.amount),
+        "payload": draft.payload,
+        "rationale": draft.rationale,
+        "affected_records": draft.affected_records,
+        "created_at": draft.created_at,
+    }
+
+
+def _policy_approval(approval: Approval) -> dict[str, Any]:
+    return {
+        "approver": {
+            "id": approval.approver_id,
+            "type": approval.approver_type,
+            "roles": approval.approver_roles,
+        },
+        "verdict": str(approval.verdict),
+        "role": approval.role,
+        "content_hash": approval.content_hash,
+        "decided_at": approval.decided_at,
+    }
+
+
+def _entry(
+    actor: Actor,
+    action: str,
+    draft_id: str,
+    decision: Decision,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    return AuditEntry(
+        workspace_id=actor.workspace_id,
+        actor=actor.reference(),
+        action=action,
+        subject={"type": "draft", "id": draft_id},
+        outcome=decision.result.outcome,
+        decision=decision.audit_view(),
+        details=details or {},
+    )
