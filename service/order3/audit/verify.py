@@ -38,22 +38,42 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
         return self.failure is None
 
 
-def verify_chain(records: Iterable[StoredRecord], keys: Mapping[str, Ed25519PublicKey]) -> Report:
-    """Check records in storage order; stop at, and name, the first bad one.
+class ChainVerifier:
+    """Checks records one at a time, in storage order, from sequence number 1.
 
-    The records must be the whole log from sequence number 1. A record is bad when its body
-    is not canonical JSON, its sequence number or previous hash breaks the chain, its hash
-    does not match its body, or its signature does not verify under the key it names.
+    A record is bad when its body is not canonical JSON, its sequence number or previous
+    hash breaks the chain, its hash does not match its body, or its signature does not
+    verify under the key it names. Memory use does not grow with the log.
     """
-    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
-    for record in records:
-        reason = _check(record, expected_seq, prev_hash, keys)
+
+    def __init__(self, keys: Mapping[str, Ed25519PublicKey]) -> None:
+        self._keys = keys
+        self._expected_seq, self._prev_hash, self._count = 1, GENESIS_HASH, 0
+        self.failure: Failure | None = None
+
+    def feed(self, record: StoredRecord) -> bool:
+        """Check the next record; False (and `failure` set) at the first bad one."""
+        if self.failure is not None:
+            return False
+        reason = _check(record, self._expected_seq, self._prev_hash, self._keys)
         if reason is not None:
-            return Report(
-                records=count, head_hash=prev_hash, failure=Failure(seq=record.seq, reason=reason)
-            )
-        expected_seq, prev_hash, count = expected_seq + 1, record.hash, count + 1
-    return Report(records=count, head_hash=prev_hash)
+            self.failure = Failure(seq=record.seq, reason=reason)
+            return False
+        self._expected_seq, self._prev_hash = self._expected_seq + 1, record.hash
+        self._count += 1
+        return True
+
+    def report(self) -> Report:
+        return Report(records=self._count, head_hash=self._prev_hash, failure=self.failure)
+
+
+def verify_chain(records: Iterable[StoredRecord], keys: Mapping[str, Ed25519PublicKey]) -> Report:
+    """Verify a whole log held in memory or read lazily; see `ChainVerifier`."""
+    verifier = ChainVerifier(keys)
+    for record in records:
+        if not verifier.feed(record):
+            break
+    return verifier.report()
 
 
 def _check(

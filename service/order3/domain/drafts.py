@@ -66,12 +66,14 @@ def ensure_state(current: DraftState, expected: DraftState, action: str) -> None
     """Raise `Conflict` unless the draft is in the state ``action`` needs."""
     if current is not expected:
         raise Conflict(
-            f"cannot {action} a {current.value} draft; it must be {expected.value}",
+            f"cannot {action}: the draft is {current.value}, not {expected.value}",
             state=current.value,
         )
 
 
-class _Payload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class _Payload(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """Base of the per-kind payloads."""
 
     def amount(self) -> Money | None:
@@ -79,7 +81,9 @@ class _Payload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return None
 
 
-class OrderLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class OrderLine(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     sku: Identifier
     quantity: Quantity
     unit_cost: Money
@@ -137,7 +141,9 @@ class SupplierNotePayload(_Payload, frozen=True, kw_only=True):
     note: Text
 
 
-class Correction(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Correction(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     sku: Identifier
     location_id: Identifier
     quantity_delta: QuantityDelta
@@ -183,7 +189,9 @@ PAYLOAD_TYPES: dict[DraftKind, type[_Payload]] = {
 }
 
 
-class RecordRef(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class RecordRef(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """A reference to an inventory record the draft is based on or will change."""
 
     type: Annotated[str, msgspec.Meta(pattern="^[a-z_]{1,40}$")]

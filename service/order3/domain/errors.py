@@ -1,6 +1,7 @@
 """The errors the domain raises, and the HTTP answer each one becomes.
 
     Order3Error
+    ├── BadRequest            400  the request cannot be read (malformed JSON, a missing header)
     ├── InvalidInput          422  a field is wrong; names the field as a JSON path
     ├── NotFound              404  no such record in the caller's workspace
     ├── Forbidden             403  the token lacks the scope, or the policy denied the action
@@ -28,6 +29,12 @@ class Order3Error(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
+
+
+class BadRequest(Order3Error):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
 
 
 class InvalidInput(Order3Error):

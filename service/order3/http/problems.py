@@ -7,6 +7,7 @@ and extensions, framework errors keep their status, and anything unexpected beco
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
@@ -74,8 +75,6 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 def _title(status: int) -> str:
-    from http import HTTPStatus  # noqa: PLC0415
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

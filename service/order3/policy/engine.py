@@ -1,7 +1,7 @@
 """Asking OPA for decisions, and knowing which policy revision answered.
 
-The policy revision is a hash over what OPA has loaded: the source of every policy module
-it reports at ``/v1/policies`` and the policy data under ``data.settings``. It is read when
+The policy revision is a hash over what OPA has loaded: the sorted sources of the policy
+modules it reports at ``/v1/policies`` and the policy data under ``data.settings``. It is read when
 the engine starts and refreshed in the background, so a sidecar whose policies change is
 noticed within one refresh interval.
 """
@@ -67,16 +67,17 @@ class PolicyEngine:
     async def refresh_revision(self) -> str:
         """Recompute the revision from the modules and data OPA has loaded."""
         async with asyncio.timeout(self._timeout * 4):
-            modules = {}
+            sources = []
             for policy_id in await self._client.get_policies_list():
-                modules[policy_id] = (await self._client.get_policy(policy_id))["raw"]
+                sources.append((await self._client.get_policy(policy_id))["result"]["raw"])
             settings = await self._client.get_data(SETTINGS_PATH, {"provenance": True})
-        revision = content_hash({"modules": modules, "data": settings.get("result")})
+        # Module ids are file paths, which differ between machines; the sources do not.
+        revision = content_hash({"modules": sorted(sources), "data": settings.get("result")})
         version = settings.get("provenance", {}).get("version")
         engine = f"opa/{version}" if version else "opa"
         if revision != self.revision or engine != self.engine:
             log.info(
-                "policy.revision_loaded", revision=revision, engine=engine, modules=len(modules)
+                "policy.revision_loaded", revision=revision, engine=engine, modules=len(sources)
             )
         self.revision, self.engine = revision, engine
         return revision

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from order3.audit.verify import StoredRecord
-from order3.domain.drafts import Approval, Draft
+from order3.domain.drafts import Approval, Draft, DraftKind, DraftState, Verdict
 from order3.domain.errors import Conflict
 from order3.domain.money import Money
 from order3.storage import schema
@@ -27,8 +27,8 @@ def _draft_from_row(row: sa.Row[Any]) -> Draft:
     return Draft(
         id=row.id,
         workspace_id=row.workspace_id,
-        kind=row.kind,
-        state=row.state,
+        kind=DraftKind(row.kind),
+        state=DraftState(row.state),
         payload=row.payload,
         rationale=row.rationale,
         affected_records=row.affected_records,
@@ -153,7 +153,7 @@ async def load_approvals(connection: AsyncConnection, draft_id: str) -> list[App
             approver_id=row.approver_id,
             approver_type=row.approver_type,
             approver_roles=row.approver_roles,
-            verdict=row.verdict,
+            verdict=Verdict(row.verdict),
             role=row.role,
             comment=row.comment,
             content_hash=row.content_hash,

@@ -28,6 +28,7 @@ from order3.domain.drafts import (
     content_document,
     ensure_state,
     ensure_transition,
+    parse_payload,
 )
 from order3.domain.errors import EngineUnavailable, InvalidInput, NotFound
 from order3.domain.identifiers import new_id
@@ -392,8 +393,6 @@ def _advance(
 
 
 def _apply_patch(current: Draft, changes: DraftPatch, now: str) -> Draft:
-    from order3.domain.drafts import parse_payload  # noqa: PLC0415
-
     payload = current.payload
     if changes.payload is not None:
         payload = msgspec.to_builtins(parse_payload(current.kind, changes.payload))

@@ -1,0 +1,111 @@
+"""Starting and stopping what the service runs on: the database, the policy engine (a
+supervised OPA or the operator's sidecar), the audit appender and the workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from order3.audit.appender import AuditAppender
+from order3.audit.signing import SigningKey
+from order3.config import Settings
+from order3.policy.binary import ensure_opa
+from order3.policy.engine import PolicyEngine
+from order3.policy.supervisor import OpaSupervisor
+from order3.storage.database import create_engine, migrate
+from order3.workflow.access import AccessWorkflow
+from order3.workflow.drafts import DraftWorkflow
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: AsyncEngine
+    key: SigningKey
+    appender: AuditAppender
+    policy: PolicyEngine
+    supervisor: OpaSupervisor | None
+    access: AccessWorkflow
+    drafts: DraftWorkflow
+
+
+def load_signing_key(settings: Settings) -> SigningKey:
+    if settings.signing_key_pem:
+        return SigningKey.from_pem(settings.signing_key_pem.encode())
+    return SigningKey.load_or_create(settings.resolved_signing_key_file)
+
+
+@contextlib.asynccontextmanager
+async def open_storage(
+    settings: Settings,
+) -> AsyncIterator[tuple[AsyncEngine, SigningKey, AuditAppender]]:
+    """The migrated database and a running audit appender (enough for the CLI)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = create_engine(settings.resolved_database_url)
+    try:
+        await migrate(db)
+        key = load_signing_key(settings)
+        appender = AuditAppender(db, key)
+        await appender.start()
+        try:
+            yield db, key, appender
+        finally:
+            await appender.stop()
+    finally:
+        await db.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Everything the HTTP service needs, started in order and stopped in reverse."""
+    async with contextlib.AsyncExitStack() as stack:
+        db, key, appender = await stack.enter_async_context(open_storage(settings))
+        supervisor, opa_url = None, settings.opa_url
+        if opa_url is None:
+            supervisor = OpaSupervisor(
+                ensure_opa(), settings.policy_dir, log_path=settings.data_dir / "opa.log"
+            )
+            await supervisor.start()
+            stack.push_async_callback(supervisor.stop)
+            opa_url = supervisor.url
+        policy = PolicyEngine(
+            opa_url, timeout=settings.opa_timeout, refresh_interval=settings.policy_refresh_seconds
+        )
+        await policy.start()
+        stack.push_async_callback(policy.stop)
+        services = Services(
+            settings=settings,
+            db=db,
+            key=key,
+            appender=appender,
+            policy=policy,
+            supervisor=supervisor,
+            access=AccessWorkflow(db, appender),
+            drafts=DraftWorkflow(db, policy, appender, draft_ttl=settings.draft_ttl),
+        )
+        sweeper = asyncio.create_task(_sweep_expired(services), name="draft-expiry")
+        stack.callback(sweeper.cancel)
+        log.info(
+            "service.started",
+            database=db.dialect.name,
+            opa=policy.url,
+            supervised=supervisor is not None,
+            key_id=key.key_id,
+        )
+        yield services
+
+
+async def _sweep_expired(services: Services) -> None:
+    while True:
+        await asyncio.sleep(services.settings.expiry_sweep_seconds)
+        try:
+            await services.drafts.expire_due()
+        except Exception as exc:
+            log.warning("draft.expiry_sweep_failed", error=repr(exc))
