@@ -29,6 +29,10 @@ def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
+def _stderr_logger(*_: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
     """Send structlog events to stderr as console lines or JSON."""
     # Tracebacks are rendered as plain text: the fancy renderers show local variables, and
@@ -52,6 +56,7 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=_stderr_logger,
+        # Uncached, so each event goes to whatever stderr is now (tests redirect it).
+        cache_logger_on_first_use=False,
     )

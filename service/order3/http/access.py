@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import FromPath
 
 from order3.audit.records import SealedRecord
 from order3.domain.principals import Actor, Scope
@@ -108,7 +109,9 @@ class AccessController(Controller):
         return json_response(200, msgspec.json.encode([_token_view(t) for t in tokens]))
 
     @delete("/tokens/{token_id:str}", guards=[requires(Scope.ADMIN)], status_code=200)
-    async def revoke_token(self, request: AuthedRequest, token_id: str) -> Response[bytes]:
+    async def revoke_token(
+        self, request: AuthedRequest, token_id: FromPath[str]
+    ) -> Response[bytes]:
         """Revoke a token; it stops working at once."""
         token = await services_of(request).access.revoke_token(request.user, token_id)
         return json_response(200, msgspec.json.encode(_token_view(token)))

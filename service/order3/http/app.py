@@ -23,6 +23,7 @@ from order3.http.auth import TokenAuthentication
 from order3.http.drafts import DraftController
 from order3.http.problems import EXCEPTION_HANDLERS
 from order3.http.requests import json_response, services_of
+from order3.logging import configure_logging
 from order3.runtime import open_services
 
 log = structlog.get_logger("order3.http")
@@ -96,6 +97,7 @@ async def health(request: Request[Any, Any, Any]) -> Response[bytes]:
 def create_app(settings: Settings | None = None) -> Litestar:
     """The service, configured from ``settings`` (or the environment)."""
     settings = settings or Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from order3.audit.records import utc_timestamp
 from order3.domain.errors import InvalidInput
@@ -47,14 +47,14 @@ class AuditController(Controller):
     async def search(
         self,
         request: Request[Actor, Any, Any],
-        since: str | None = None,
-        until: str | None = None,
-        actor: str | None = None,
-        draft: str | None = None,
-        action: str | None = None,
-        outcome: str | None = None,
-        cursor: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
+        actor: FromQuery[str | None] = None,
+        draft: FromQuery[str | None] = None,
+        action: FromQuery[str | None] = None,
+        outcome: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> Response[bytes]:
         """Records of this workspace: ``since`` inclusive, ``until`` exclusive."""
         where = AuditFilter(

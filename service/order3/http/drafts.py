@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 import structlog
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from order3.audit.records import SealedRecord
 from order3.domain.drafts import DraftContent, DraftKind, DraftState, parse_payload
@@ -104,16 +104,16 @@ class DraftController(Controller):
     async def list_drafts(
         self,
         request: AuthedRequest,
-        draft_state: Annotated[DraftState | None, Parameter(query="state")] = None,
-        kind: DraftKind | None = None,
-        owner: str | None = None,
-        cursor: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        draft_state: Annotated[DraftState | None, QueryParameter(name="state")] = None,
+        kind: FromQuery[DraftKind | None] = None,
+        owner: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> Response[bytes]:
         """Drafts of this workspace, oldest first; follow ``next_cursor`` for the next page."""
         drafts = await services_of(request).drafts.list(
             request.user,
-            state=state,
+            state=draft_state,
             kind=kind,
             owner=owner,
             after=_after(cursor),
@@ -125,13 +125,13 @@ class DraftController(Controller):
         return json_response(200, msgspec.json.encode(body))
 
     @get("/{draft_id:str}", guards=[requires(Scope.READ)])
-    async def read(self, request: AuthedRequest, draft_id: str) -> Response[bytes]:
+    async def read(self, request: AuthedRequest, draft_id: FromPath[str]) -> Response[bytes]:
         """One draft with every approval it was given, current or dropped by a patch."""
         draft, approvals = await services_of(request).drafts.get(request.user, draft_id)
         return json_response(200, msgspec.json.encode(DraftView.of(draft, approvals)))
 
     @patch("/{draft_id:str}", guards=[requires(Scope.DRAFT)])
-    async def patch_draft(self, request: AuthedRequest, draft_id: str) -> Response[bytes]:
+    async def patch_draft(self, request: AuthedRequest, draft_id: FromPath[str]) -> Response[bytes]:
         """Change a pending draft's content; every approval given so far drops."""
         structlog.contextvars.bind_contextvars(draft_id=draft_id)
         services = services_of(request)
@@ -152,7 +152,9 @@ class DraftController(Controller):
         return json_response(*render_outcome(outcome, records))
 
     @post("/{draft_id:str}/approvals", guards=[requires(Scope.APPROVE)], status_code=200)
-    async def decide_approval(self, request: AuthedRequest, draft_id: str) -> Response[bytes]:
+    async def decide_approval(
+        self, request: AuthedRequest, draft_id: FromPath[str]
+    ) -> Response[bytes]:
         """Approve (in a named role) or reject a pending draft."""
         structlog.contextvars.bind_contextvars(draft_id=draft_id)
         services = services_of(request)
@@ -167,7 +169,7 @@ class DraftController(Controller):
         return await answer(request, render_outcome, act)
 
     @post("/{draft_id:str}/execute", guards=[requires(Scope.EXECUTE)], status_code=200)
-    async def execute(self, request: AuthedRequest, draft_id: str) -> Response[bytes]:
+    async def execute(self, request: AuthedRequest, draft_id: FromPath[str]) -> Response[bytes]:
         """Execute an approved draft, deciding again under the policy in force now."""
         structlog.contextvars.bind_contextvars(draft_id=draft_id)
         services = services_of(request)
@@ -178,7 +180,7 @@ class DraftController(Controller):
         return await answer(request, render_outcome, act)
 
     @post("/{draft_id:str}/dismiss", guards=[requires(Scope.DRAFT)], status_code=200)
-    async def dismiss(self, request: AuthedRequest, draft_id: str) -> Response[bytes]:
+    async def dismiss(self, request: AuthedRequest, draft_id: FromPath[str]) -> Response[bytes]:
         """Dismiss a pending draft, with a reason."""
         structlog.contextvars.bind_contextvars(draft_id=draft_id)
         services = services_of(request)
