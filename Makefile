@@ -37,4 +37,4 @@ lint: opa
 		"$$opa" test policies
 
 bench: venv
-	$(BIN)/python -m order3.bench
+	$(BIN)/python benchmarks/decisions.py $(BENCH_ARGS)

@@ -56,8 +56,9 @@ def _client(tmp_path: Path, opa_url: str) -> tuple[TestClient, Api]:
     )
     workspace = asyncio.run(create_workspace(settings))
     client = TestClient(create_app(settings))
-    return client, Api(client, workspace, {"admin": Member(workspace.admin_id,
-                                                           workspace.admin_token)})
+    return client, Api(
+        client, workspace, {"admin": Member(workspace.admin_id, workspace.admin_token)}
+    )
 
 
 def _assert_refused_and_audited(api: Api, expected_failure: str) -> None:

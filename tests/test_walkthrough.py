@@ -48,7 +48,9 @@ def running_service(service_env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [str(ORDER3), "serve", "--port", str(port)],
-        env=service_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=service_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -91,16 +93,26 @@ def test_readme_walkthrough(running_service: str, service_env: dict[str, str]) -
         pytest.skip("the walkthrough needs curl and jq")
     created = subprocess.run(
         [str(ORDER3), "workspace", "create", "Acme Parts", "--admin", "Ada"],
-        env=service_env, capture_output=True, text=True, check=True,
+        env=service_env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     admin_token = re.search(r"^token:\s+(\S+)$", created.stdout, re.M)
     assert admin_token, created.stdout
 
     run = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", walkthrough_script()],
-        env={**service_env, "O3": running_service, "ADMIN": admin_token.group(1),
-             "PATH": f"{ORDER3.parent}{os.pathsep}{service_env['PATH']}"},
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        env={
+            **service_env,
+            "O3": running_service,
+            "ADMIN": admin_token.group(1),
+            "PATH": f"{ORDER3.parent}{os.pathsep}{service_env['PATH']}",
+        },
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
     assert run.returncode == 0, run.stdout + run.stderr

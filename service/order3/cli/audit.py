@@ -59,3 +59,10 @@ async def _verify(settings: Settings, keys: dict[str, Ed25519PublicKey]) -> Repo
     finally:
         await db.dispose()
     return verifier.report()
+
+
+@audit.command("public-key")
+def public_key() -> None:
+    """Print the PEM public key that verifies the records this service signs."""
+    settings = Settings.from_env()
+    click.echo(load_signing_key(settings).public_pem(), nl=False)

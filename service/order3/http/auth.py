@@ -40,7 +40,8 @@ class TokenAuthentication(AbstractAuthenticationMiddleware):
 def requires(scope: Scope) -> Guard:
     """A guard that lets through only tokens holding ``scope``."""
 
-    def guard(connection: ASGIConnection[Any, Actor, Any, Any], _: BaseRouteHandler) -> None:
+    # Async, so Litestar runs it on the event loop instead of handing it to a thread.
+    async def guard(connection: ASGIConnection[Any, Actor, Any, Any], _: BaseRouteHandler) -> None:
         if scope not in connection.user.scopes:
             raise Forbidden(f"this token lacks the `{scope}` scope", required_scope=str(scope))
 

@@ -80,7 +80,7 @@ async def answer(
         request_hash=_request_hash(request.method, request.url.path, await request.body()),
         render=render,
     )
-    stored = await claim_key(services.db, claim)
+    stored = await claim_key(services.appender, services.db, claim)
     if stored is not None:
         return json_response(stored.status_code, stored.body, {"Idempotent-Replayed": "true"})
     try:
@@ -88,7 +88,7 @@ async def answer(
         return json_response(*render(value, records))
     finally:
         if not claim.completed:
-            await release_claim(services.db, claim)
+            await release_claim(services.appender, claim)
 
 
 def _request_hash(method: str, path: str, body: bytes) -> str:

@@ -30,7 +30,9 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     """An async engine for SQLite (WAL, foreign keys on) or PostgreSQL."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=pool_size
+        )
         _configure_sqlite(engine)
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from order3.audit.records import SealedRecord, utc_timestamp
+if TYPE_CHECKING:
+    from order3.audit.appender import AuditAppender
+
+from order3.audit.records import AuditEntry, SealedRecord, utc_timestamp
 from order3.domain.errors import Conflict, IdempotencyMismatch
 from order3.storage.schema import idempotency_keys as keys
 
@@ -50,25 +53,34 @@ def _this_key(claim: IdempotencyClaim) -> sa.ColumnElement[bool]:
     )
 
 
-async def claim_key(engine: AsyncEngine, claim: IdempotencyClaim) -> StoredAnswer | None:
+async def claim_key(
+    appender: AuditAppender, engine: AsyncEngine, claim: IdempotencyClaim
+) -> StoredAnswer | None:
     """Claim the key; return the stored answer when this request was already answered.
+
+    The claim is written through the appender, the process's one writer, so on SQLite it
+    never waits on the write lock against the appender's own batches.
 
     Raises:
         IdempotencyMismatch: the key was used with another request body.
         Conflict: a request with this key is still being handled.
     """
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                keys.insert().values(
-                    workspace_id=claim.workspace_id,
-                    principal_id=claim.principal_id,
-                    key=claim.key,
-                    request_hash=claim.request_hash,
-                    state=IN_FLIGHT,
-                    created_at=utc_timestamp(),
-                )
+
+    async def insert(connection: AsyncConnection) -> tuple[None, list[AuditEntry]]:
+        await connection.execute(
+            keys.insert().values(
+                workspace_id=claim.workspace_id,
+                principal_id=claim.principal_id,
+                key=claim.key,
+                request_hash=claim.request_hash,
+                state=IN_FLIGHT,
+                created_at=utc_timestamp(),
             )
+        )
+        return None, []
+
+    try:
+        await appender.commit(insert)
         return None
     except IntegrityError:
         pass
@@ -109,7 +121,11 @@ async def complete_claim(
     return True
 
 
-async def release_claim(engine: AsyncEngine, claim: IdempotencyClaim) -> None:
+async def release_claim(appender: AuditAppender, claim: IdempotencyClaim) -> None:
     """Forget an in-flight claim whose request stored no answer."""
-    async with engine.begin() as connection:
+
+    async def delete(connection: AsyncConnection) -> tuple[None, list[AuditEntry]]:
         await connection.execute(keys.delete().where(_this_key(claim), keys.c.state == IN_FLIGHT))
+        return None, []
+
+    await appender.commit(delete)

@@ -1,0 +1,311 @@
+"""Decisions per second through the service, next to the same decisions asked of OPA directly.
+
+For each database, the benchmark starts an OPA sidecar and ``order3 serve`` on loopback, then
+drives N concurrent clients, each looping submit -> approve -> execute (three decisions) for a
+fixed time. It then replays the very decision inputs the service recorded straight to OPA's
+REST API with the same number of clients, so the service's overhead shows as a ratio.
+
+    .venv/bin/python benchmarks/decisions.py [--clients 32] [--seconds 20] [--workers 2]
+
+PostgreSQL comes from ``--postgres-url`` or a throwaway cluster started from the local server
+binaries (as the test suite does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import aiohttp
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from support.servers import OpaServer, PostgresServer, free_port  # noqa: E402
+
+ORDER3 = Path(sys.executable).parent / "order3"
+console = Console(stderr=True)
+
+
+class UnexpectedAnswer(Exception):
+    """A request in the loop got an answer the benchmark did not expect."""
+
+
+@dataclass
+class Run:
+    label: str
+    latencies_ms: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    errors: int = 0
+    first_error: str = ""
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.elapsed if self.elapsed else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+@contextmanager
+def service(env: dict[str, str], workers: int) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(ORDER3), "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("order3 serve did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def create_workspace(env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [str(ORDER3), "workspace", "create", "Bench", "--admin", "Ada"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return next(line.split()[1] for line in out.splitlines() if line.startswith("token:"))
+
+
+def member(base: str, admin: str, kind: str, name: str, roles: list[str]) -> tuple[str, str]:
+    headers = {"Authorization": f"Bearer {admin}"}
+    principal = httpx.post(
+        f"{base}/v1/principals", headers=headers, json={"type": kind, "name": name, "roles": roles}
+    ).json()
+    token = httpx.post(
+        f"{base}/v1/tokens", headers=headers, json={"principal_id": principal["id"], "label": name}
+    ).json()
+    return principal["id"], token["token"]
+
+
+async def drive(
+    clients: int,
+    seconds: float,
+    step: Callable[[aiohttp.ClientSession, int], Awaitable[list[float]]],
+    label: str,
+) -> Run:
+    """Run ``step`` in a loop on each client until time is up; gather per-decision latency."""
+    run = Run(label)
+    connector = aiohttp.TCPConnector(limit=clients * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        stop_at = time.perf_counter() + seconds
+
+        async def client(number: int) -> None:
+            iteration = 0
+            while time.perf_counter() < stop_at:
+                try:
+                    run.latencies_ms.extend(await step(session, number * 1_000_000 + iteration))
+                except UnexpectedAnswer as exc:
+                    run.errors += 1
+                    run.first_error = run.first_error or str(exc)[:300]
+                iteration += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(n) for n in range(clients)))
+        run.elapsed = time.perf_counter() - started
+    return run
+
+
+def service_step(
+    base: str, bot: str, mia: str, mia_id: str
+) -> Callable[[aiohttp.ClientSession, int], Awaitable[list[float]]]:
+    order = {
+        "kind": "purchase_order",
+        "payload": {
+            "supplier_id": "sup_1",
+            "location_id": "loc_1",
+            "currency": "USD",
+            "lines": [
+                {
+                    "sku": "SKU-1",
+                    "quantity": 10,
+                    "unit_cost": {"minor_units": 12500, "currency": "USD"},
+                }
+            ],
+        },
+        "rationale": "Below reorder point.",
+        "affected_records": [{"type": "item", "id": "SKU-1"}],
+        "approval_owner": mia_id,
+    }
+    as_bot = {"Authorization": f"Bearer {bot}"}
+    as_mia = {"Authorization": f"Bearer {mia}"}
+    approval = {"verdict": "approve", "role": "manager"}
+    run_id = os.urandom(6).hex()
+
+    async def timed(
+        session: aiohttp.ClientSession, path: str, headers: dict[str, str], body: Any, expect: int
+    ) -> tuple[float, Any]:
+        started = time.perf_counter()
+        async with session.post(f"{base}{path}", json=body, headers=headers) as response:
+            answer = await response.json()
+            if response.status != expect:
+                raise UnexpectedAnswer(answer)
+        return (time.perf_counter() - started) * 1000, answer
+
+    async def step(session: aiohttp.ClientSession, n: int) -> list[float]:
+        submit_ms, submitted = await timed(
+            session, "/v1/drafts", {**as_bot, "Idempotency-Key": f"{run_id}-{n}"}, order, 201
+        )
+        draft = submitted["draft"]["id"]
+        approve_ms, _ = await timed(session, f"/v1/drafts/{draft}/approvals", as_mia, approval, 200)
+        execute_ms, _ = await timed(session, f"/v1/drafts/{draft}/execute", as_mia, None, 200)
+        return [submit_ms, approve_ms, execute_ms]
+
+    return step
+
+
+def recorded_inputs(base: str, admin: str, limit: int) -> list[dict[str, Any]]:
+    inputs: list[dict[str, Any]] = []
+    cursor = None
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin}"}) as client:
+        while len(inputs) < limit:
+            params: dict[str, Any] = {"limit": 500, "outcome": "allowed"}
+            if cursor:
+                params["cursor"] = cursor
+            page = client.get("/v1/audit", params=params).json()
+            inputs += [
+                item["record"]["decision"]["input"]
+                for item in page["items"]
+                if item["record"]["decision"]
+            ]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    return inputs[:limit]
+
+
+def opa_step(
+    opa_url: str, inputs: list[dict[str, Any]]
+) -> Callable[[aiohttp.ClientSession, int], Awaitable[list[float]]]:
+    bodies = [json.dumps({"input": i}).encode() for i in inputs]
+    headers = {"Content-Type": "application/json"}
+
+    async def step(session: aiohttp.ClientSession, n: int) -> list[float]:
+        started = time.perf_counter()
+        body = bodies[n % len(bodies)]
+        async with session.post(
+            f"{opa_url}/v1/data/order3/decision", data=body, headers=headers
+        ) as response:
+            answer = await response.json()
+            if response.status != 200 or "result" not in answer:
+                raise UnexpectedAnswer(answer)
+        return [(time.perf_counter() - started) * 1000]
+
+    return step
+
+
+def bench_database(
+    name: str, database_url: str | None, opa_url: str, args: argparse.Namespace, workdir: Path
+) -> tuple[Run, Run]:
+    env = {
+        **os.environ,
+        "ORDER3_DATA_DIR": str(workdir / name),
+        "ORDER3_OPA_URL": opa_url,
+        "ORDER3_LOG_LEVEL": "warning",
+        "ORDER3_POLICY_REFRESH_SECONDS": "3600",
+    }
+    if database_url:
+        env["ORDER3_DATABASE_URL"] = database_url
+    admin = create_workspace(env)
+    with service(env, args.workers) as base:
+        mia_id, mia = member(base, admin, "user", "Mia", ["manager"])
+        _, bot = member(base, admin, "agent", "bot", ["requester"])
+        step = service_step(base, bot, mia, mia_id)
+        asyncio.run(drive(args.clients, 2, step, "warm-up"))
+        console.print(f"[bold]{name}[/]: {args.clients} clients for {args.seconds:.0f} s")
+        through_service = asyncio.run(drive(args.clients, args.seconds, step, name))
+        inputs = recorded_inputs(base, admin, 3000)
+    direct = asyncio.run(drive(args.clients, args.seconds, opa_step(opa_url, inputs), "opa"))
+    verify = subprocess.run(
+        [str(ORDER3), "audit", "verify"], env=env, capture_output=True, text=True
+    )
+    console.print(f"  audit verify: {(verify.stdout or verify.stderr).strip()}")
+    if through_service.errors:
+        console.print(f"  first error: {through_service.first_error}")
+    return through_service, direct
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--workers", type=int, default=2, help="service processes")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--postgres-url", default=os.environ.get("ORDER3_TEST_POSTGRES_URL"))
+    args = parser.parse_args()
+
+    table = Table(title=f"decisions through the service vs. OPA directly ({args.clients} clients)")
+    for column in [
+        "database",
+        "workers",
+        "decisions/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "OPA direct/s",
+        "OPA p50 ms",
+        "OPA p99 ms",
+        "service/OPA",
+    ]:
+        table.add_column(column, justify="right")
+    with TemporaryDirectory(prefix="order3-bench-") as tmp, OpaServer() as opa:
+        opa.start(REPO / "policies")
+        for name in args.databases.split(","):
+            if name == "postgresql":
+                with PostgresServer() as postgres:
+                    url = args.postgres_url or postgres.create_database("bench")
+                    service_run, opa_run = bench_database(name, url, opa.url, args, Path(tmp))
+            else:
+                service_run, opa_run = bench_database(name, None, opa.url, args, Path(tmp))
+            table.add_row(
+                name,
+                str(args.workers),
+                f"{service_run.rate:.0f}",
+                f"{service_run.percentile(50):.1f}",
+                f"{service_run.percentile(99):.1f}",
+                str(service_run.errors),
+                f"{opa_run.rate:.0f}",
+                f"{opa_run.percentile(50):.1f}",
+                f"{opa_run.percentile(99):.1f}",
+                f"{service_run.rate / opa_run.rate:.2f}",
+            )
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    main()
