@@ -5,14 +5,17 @@ request, across several round trips, caps a process at a few hundred appends a s
 each process runs one appender task that gathers whatever changes are waiting and commits
 them together (a group commit):
 
-1. open one transaction (SQLite: ``BEGIN IMMEDIATE``);
-2. run each change in its own savepoint; a change that fails rolls back alone and its caller
-   gets the exception;
-3. lock the chain head (``SELECT ... FOR UPDATE`` on PostgreSQL), seal the batch's records
+1. open one transaction (SQLite: ``BEGIN IMMEDIATE``) and run every change in it;
+2. lock the chain head (``SELECT ... FOR UPDATE`` on PostgreSQL), seal the batch's records
    after it, insert them in one statement and move the head;
+3. store each idempotent request's answer;
 4. commit, then answer every caller.
 
-The head is locked only for step 3 and the commit, once per batch. Several processes on one
+A change that raises fails alone: the transaction is rolled back, its caller gets the
+exception, and the rest of the batch runs again without it. Changes rarely fail, so this
+costs less than a savepoint around every change.
+
+The head is locked only from step 2 to the commit, once per batch. Several processes on one
 PostgreSQL queue on that row lock, so the chain never forks and never skips a number. A
 failed commit fails every change in the batch: nothing is half-written.
 """
@@ -51,6 +54,13 @@ class _Pending(Generic[T]):
     entries: list[AuditEntry] = field(default_factory=list)
     records: list[SealedRecord] = field(default_factory=list)
     answer_stored: bool = False
+
+
+class _ChangeFailed(Exception):
+    def __init__(self, pending: _Pending[Any], cause: Exception) -> None:
+        super().__init__(repr(cause))
+        self.pending = pending
+        self.cause = cause
 
 
 class AuditAppender:
@@ -115,37 +125,43 @@ class AuditAppender:
                         pending.future.set_exception(exc)
 
     async def _commit_batch(self, batch: list[_Pending[Any]]) -> None:
+        remaining = batch
+        while remaining:
+            try:
+                sealed = await self._try_commit(remaining)
+            except _ChangeFailed as failed:
+                failed.pending.future.set_exception(failed.cause)
+                remaining = [pending for pending in remaining if pending is not failed.pending]
+                continue
+            for pending in remaining:
+                if pending.claim is not None and pending.answer_stored:
+                    pending.claim.completed = True
+                pending.future.set_result((pending.value, pending.records))
+            if sealed:
+                log.debug("audit.appended", records=len(sealed), last_seq=sealed[-1].seq)
+            return
+
+    async def _try_commit(self, batch: list[_Pending[Any]]) -> list[SealedRecord]:
         async with self._engine.connect() as connection:
             if is_sqlite(self._engine):
                 connection = await connection.execution_options(sqlite_begin="IMMEDIATE")
             async with connection.begin():
-                ready = [pending for pending in batch if await self._apply(connection, pending)]
-                entries = [entry for pending in ready for entry in pending.entries]
+                for pending in batch:
+                    try:
+                        pending.value, pending.entries = await pending.work(connection)
+                    except Exception as exc:  # leaving the block rolls the whole batch back
+                        raise _ChangeFailed(pending, exc) from exc
+                entries = [entry for pending in batch for entry in pending.entries]
                 sealed = await self._append(connection, entries) if entries else []
                 position = 0
-                for pending in ready:
+                for pending in batch:
                     pending.records = sealed[position : position + len(pending.entries)]
                     position += len(pending.entries)
                     if pending.claim is not None:
                         pending.answer_stored = await complete_claim(
                             connection, pending.claim, pending.value, pending.records
                         )
-        for pending in ready:
-            if pending.claim is not None and pending.answer_stored:
-                pending.claim.completed = True
-            if not pending.future.done():
-                pending.future.set_result((pending.value, pending.records))
-        if sealed:
-            log.debug("audit.appended", records=len(sealed), last_seq=sealed[-1].seq)
-
-    async def _apply(self, connection: AsyncConnection, pending: _Pending[Any]) -> bool:
-        try:
-            async with connection.begin_nested():
-                pending.value, pending.entries = await pending.work(connection)
-        except Exception as exc:  # the change failed alone; its savepoint is rolled back
-            pending.future.set_exception(exc)
-            return False
-        return True
+        return sealed
 
     async def _append(
         self, connection: AsyncConnection, entries: list[AuditEntry]

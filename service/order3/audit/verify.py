@@ -87,7 +87,10 @@ def _check(
         return "body is not JSON"
     if not isinstance(body, dict):
         return "body is not a JSON object"
-    canonical = canonical_json(body)
+    try:
+        canonical = canonical_json(body)
+    except ValueError:
+        return "body has no RFC 8785 form (a NaN, an infinity, a huge integer or a lone surrogate)"
     if canonical != record.body.encode():
         return "body is not in RFC 8785 canonical form"
     if body.get("seq") != record.seq:

@@ -39,8 +39,13 @@ def verify(public_keys: tuple[Path, ...]) -> None:
         key = load_public_key(path.read_bytes())
         keys[key_id_for(key)] = key
     if settings.signing_key_pem or settings.resolved_signing_key_file.exists():
-        signing = load_signing_key(settings)
-        keys[signing.key_id] = signing.public_key
+        try:
+            signing = load_signing_key(settings)
+        except (OSError, ValueError) as exc:
+            if not keys:
+                raise click.ClickException(f"cannot read the signing key: {exc}") from None
+        else:
+            keys[signing.key_id] = signing.public_key
     report = asyncio.run(_verify(settings, keys))
     if report.failure is not None:
         click.echo(f"FAILED at record {report.failure.seq}: {report.failure.reason}", err=True)
@@ -65,4 +70,6 @@ async def _verify(settings: Settings, keys: dict[str, Ed25519PublicKey]) -> Repo
 def public_key() -> None:
     """Print the PEM public key that verifies the records this service signs."""
     settings = Settings.from_env()
+    if not (settings.signing_key_pem or settings.resolved_signing_key_file.exists()):
+        raise click.ClickException(f"no signing key at {settings.resolved_signing_key_file}")
     click.echo(load_signing_key(settings).public_pem(), nl=False)

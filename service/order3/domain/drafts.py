@@ -8,6 +8,7 @@ to that hash, so changing the content drops every approval given before.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any
@@ -15,10 +16,11 @@ from typing import Annotated, Any
 import msgspec
 
 from order3.domain.errors import Conflict, InvalidInput
-from order3.domain.money import MAX_MINOR_UNITS, Money
+from order3.domain.money import MAX_MINOR_UNITS, Currency, Money
 
+# `\Z`, not `$`: msgspec matches with re.search, and `$` also matches before a final newline.
 Identifier = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+\Z")
 ]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 QuantityDelta = Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
@@ -92,7 +94,7 @@ class OrderLine(
 class PurchaseOrderPayload(_Payload, frozen=True, kw_only=True):
     supplier_id: Identifier
     location_id: Identifier
-    currency: str
+    currency: Currency
     lines: Annotated[list[OrderLine], msgspec.Meta(min_length=1, max_length=500)]
     expected_date: date | None = None
 
@@ -116,7 +118,9 @@ class TransferPayload(_Payload, frozen=True, kw_only=True):
     unit_cost: Money | None = None
 
     def amount(self) -> Money | None:
-        return None if self.unit_cost is None else self.unit_cost.times(self.quantity)
+        if self.unit_cost is None:
+            return None
+        return _sum_lines(self.unit_cost.currency, [("$.payload", self.unit_cost, self.quantity)])
 
 
 class AdjustmentPayload(_Payload, frozen=True, kw_only=True):
@@ -127,7 +131,9 @@ class AdjustmentPayload(_Payload, frozen=True, kw_only=True):
     unit_cost: Money
 
     def amount(self) -> Money:
-        return self.unit_cost.times(self.quantity_delta)
+        return _sum_lines(
+            self.unit_cost.currency, [("$.payload", self.unit_cost, self.quantity_delta)]
+        )
 
 
 class CountTaskPayload(_Payload, frozen=True, kw_only=True):
@@ -152,7 +158,7 @@ class Correction(
 
 
 class ReconciliationPayload(_Payload, frozen=True, kw_only=True):
-    currency: str
+    currency: Currency
     corrections: Annotated[list[Correction], msgspec.Meta(min_length=1, max_length=500)]
 
     def amount(self) -> Money:
@@ -165,7 +171,7 @@ class ReconciliationPayload(_Payload, frozen=True, kw_only=True):
         )
 
 
-def _sum_lines(currency: str, lines: Sequence[tuple[str, Money, int]]) -> Money:
+def _sum_lines(currency: Currency, lines: Sequence[tuple[str, Money, int]]) -> Money:
     total = 0
     for path, unit_cost, quantity in lines:
         if unit_cost.currency != currency:
@@ -194,7 +200,7 @@ class RecordRef(
 ):
     """A reference to an inventory record the draft is based on or will change."""
 
-    type: Annotated[str, msgspec.Meta(pattern="^[a-z_]{1,40}$")]
+    type: Annotated[str, msgspec.Meta(pattern=r"^[a-z_]{1,40}\Z")]
     id: Identifier
     version: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
@@ -217,19 +223,52 @@ def parse_payload(kind: DraftKind, raw: Any, path: str = "$.payload") -> _Payloa
     try:
         return msgspec.convert(raw, PAYLOAD_TYPES[kind], strict=True)
     except msgspec.ValidationError as exc:
-        raise InvalidInput(*_split_validation_error(exc, path)) from None
+        raise InvalidInput(*_locate(exc, raw, path)) from None
 
 
-def _split_validation_error(exc: msgspec.ValidationError, root: str) -> tuple[str, str]:
-    message, _, where = str(exc).rpartition(" - at `")
-    if not message:
-        return root, str(exc)
-    return root + where.rstrip("`").removeprefix("$"), message
+_WHERE = re.compile(r" - at `(\$[^`]*)`\Z")
 
 
-def validation_failure(exc: msgspec.ValidationError) -> InvalidInput:
+def _locate(exc: msgspec.ValidationError, document: Any, root: str) -> tuple[str, str]:
+    """The JSON path and message of a msgspec error, as (field, message).
+
+    msgspec writes ``<message> - at `$.path``` (no suffix at the root). A key can contain
+    that text itself, so a document with a backtick in any key is reported at that key,
+    found by walking the document, before the message is trusted.
+    """
+    odd_key = _backtick_key(document, root)
+    if odd_key is not None:
+        return odd_key, "unknown field whose name contains a backtick"
+    message = str(exc)
+    where = _WHERE.search(message)
+    if where is None:
+        return root, message
+    return root + where.group(1).removeprefix("$"), message[: where.start()]
+
+
+def _backtick_key(document: Any, path: str) -> str | None:
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if "`" in str(key):
+                return path
+            found = _backtick_key(value, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(document, list):
+        for index, item in enumerate(document):
+            found = _backtick_key(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def validation_failure(exc: msgspec.ValidationError, body: bytes) -> InvalidInput:
     """Turn a msgspec validation error on a request body into `InvalidInput`."""
-    return InvalidInput(*_split_validation_error(exc, "$"))
+    try:
+        document = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        document = None
+    return InvalidInput(*_locate(exc, document, "$"))
 
 
 class Verdict(enum.StrEnum):

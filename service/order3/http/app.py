@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,44 +30,44 @@ from order3.runtime import open_services
 log = structlog.get_logger("order3.http")
 
 _PUBLIC_PATHS = ["^/healthz$", "^/schema"]
+_started: contextvars.ContextVar[float] = contextvars.ContextVar("request_started")
 
 
 def request_context(app: ASGIApp) -> ASGIApp:
-    """Give each request an id, bind it to every log event, and log the request once."""
+    """Give each request an id and bind it, with the start time, to every log event."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        offered = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if 0 < len(offered) <= 100 and offered.isprintable() else new_id("req")
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        started, status = time.perf_counter(), 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode("latin-1")),
-                ]
-            await send(message)
-
-        try:
-            await app(scope, receive, send_with_id)
-        finally:
-            log.info(
-                "http.request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            offered = headers.get(b"x-request-id", b"").decode("latin-1")
+            usable = 0 < len(offered) <= 100 and offered.isprintable()
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(request_id=offered if usable else new_id("req"))
+            _started.set(time.perf_counter())
+        await app(scope, receive, send)
 
     return middleware
+
+
+async def answer_with_request_id(message: Message, scope: Scope) -> None:
+    """Stamp every answer, error answers included, with its request id, and log it once.
+
+    This runs as Litestar's ``before_send`` hook, outside the middleware, so it also sees
+    the answers the exception handlers write for errors raised in middleware (a 401).
+    """
+    if message["type"] != "http.response.start":
+        return
+    request_id = structlog.contextvars.get_contextvars().get("request_id", "")
+    message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+    started = _started.get(None)
+    duration_ms = None if started is None else round((time.perf_counter() - started) * 1000, 2)
+    log.info(
+        "http.request",
+        method=scope.get("method"),
+        path=scope.get("path"),
+        status=message["status"],
+        duration_ms=duration_ms,
+    )
 
 
 @get("/healthz", exclude_from_auth=True)
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[health, DraftController, AccessController, AuditController],
+        before_send=[answer_with_request_id],
         middleware=[
             request_context,
             DefineMiddleware(TokenAuthentication, exclude=_PUBLIC_PATHS),

@@ -72,9 +72,12 @@ def _after(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor", "not a cursor this API gave out") from None
+        draft_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, ValueError):
+        draft_id = ""
+    if not draft_id.startswith("drf_"):
+        raise InvalidInput("cursor", "not a cursor this API gave out")
+    return draft_id
 
 
 class DraftController(Controller):

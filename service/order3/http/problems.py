@@ -53,12 +53,24 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     else:
         detail = exc.detail
     extensions: dict[str, Any] = {}
-    if exc.extra:
-        extensions["errors"] = exc.extra
+    if isinstance(exc.extra, list) and exc.extra:
+        extensions["errors"] = [_field_error(error) for error in exc.extra]
     slug = "bad-request" if status == 400 else f"http-{status}"
     return problem_response(
         status, problem_body(status, slug, _title(status), detail, **extensions), exc.headers
     )
+
+
+# Handler arguments whose Python names differ from the query parameter they read.
+_QUERY_NAMES = {"draft_state": "state"}
+
+
+def _field_error(error: Any) -> dict[str, Any]:
+    """Litestar's parameter errors in the ``{field, message}`` shape every problem uses."""
+    if not isinstance(error, dict):
+        return {"field": "$", "message": str(error)}
+    key = str(error.get("key", ""))
+    return {"field": _QUERY_NAMES.get(key, key) or "$", "message": error.get("message", "")}
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -76,9 +88,10 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 def _title(status: int) -> str:
     try:
-        return HTTPStatus(status).phrase
+        phrase = HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+    return phrase[:1] + phrase[1:].lower()
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -38,11 +39,21 @@ class PolicyEngine:
     """Evaluates ``data.order3.decision`` on an OPA server."""
 
     def __init__(self, url: str, *, timeout: float = 2.0, refresh_interval: float = 10.0) -> None:
-        host_port = url.split("://", 1)[-1].rstrip("/")
-        host, _, port = host_port.rpartition(":")
+        parts = urlsplit(url)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+        ):
+            raise ValueError(f"the OPA URL must look like http://host:port, not {url!r}")
+        secure = parts.scheme == "https"
         self.url = url
         self._client = AsyncOpaClient(
-            host=host, port=int(port), ssl=url.startswith("https"), retries=0, timeout=timeout
+            host=parts.hostname,
+            port=parts.port or (443 if secure else 80),
+            ssl=secure,
+            retries=0,
+            timeout=timeout,
         )
         self._timeout = timeout
         self._refresh_interval = refresh_interval

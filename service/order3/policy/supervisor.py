@@ -166,6 +166,9 @@ class OpaSupervisor:
             "error",
             "--set",
             "decision_logs.console=true",
+            # Policy tests are for `opa test`; they do not belong in the deciding policy set.
+            "--ignore",
+            "*_test.rego",
             str(self._policy_dir),
         ]
 

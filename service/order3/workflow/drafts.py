@@ -30,7 +30,7 @@ from order3.domain.drafts import (
     ensure_transition,
     parse_payload,
 )
-from order3.domain.errors import EngineUnavailable, InvalidInput, NotFound
+from order3.domain.errors import Conflict, EngineUnavailable, InvalidInput, NotFound
 from order3.domain.identifiers import new_id
 from order3.domain.principals import SYSTEM_ACTOR_ID, Actor
 from order3.policy.engine import EngineFailed, PolicyEngine
@@ -145,10 +145,15 @@ class DraftWorkflow:
         async with self._db.connect() as connection:
             current = await self._load(connection, actor, draft_id)
             ensure_state(current.state, DraftState.PENDING, "patch")
+            _ensure_not_expired(current, now)
             if changes.approval_owner is not None:
                 await self._ensure_principal(connection, actor, changes.approval_owner)
+            approvals = await repo.load_approvals(connection, draft_id)
         patched = _apply_patch(current, changes, now)
-        decision = await self._decide(Action.PATCH, actor, patched, [], now=now)
+        # A patch that leaves the content as it was keeps its approvals.
+        decision = await self._decide(
+            Action.PATCH, actor, patched, patched.binding(approvals), now=now
+        )
 
         async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
             stored = msgspec.structs.replace(patched, required=_required(decision))
@@ -299,6 +304,7 @@ class DraftWorkflow:
         async with self._db.connect() as connection:
             draft = await self._load(connection, actor, draft_id)
             ensure_state(draft.state, DraftState.PENDING, action)
+            _ensure_not_expired(draft, utc_timestamp())
             return draft, draft.binding(await repo.load_approvals(connection, draft_id))
 
     async def _ensure_principal(
@@ -347,8 +353,8 @@ class DraftWorkflow:
                 ]
             )
             raise EngineUnavailable(
-                f"the policy engine gave no usable decision ({failed.failure.reason}); "
-                "the action was refused",
+                "the policy engine gave no usable decision, so the action was refused; "
+                "retry later with the same Idempotency-Key",
                 audit_seq=records[0].seq,
             ) from None
 
@@ -374,6 +380,12 @@ class DraftWorkflow:
         return await self._appender.commit(refuse, claim=claim)
 
 
+def _ensure_not_expired(draft: Draft, now: str) -> None:
+    # The sweep marks expired drafts a little later; until then they still refuse action.
+    if draft.expires_at <= now:
+        raise Conflict(f"the draft expired at {draft.expires_at}", state="expired")
+
+
 def _required(decision: Decision) -> list[dict[str, Any]]:
     return [msgspec.to_builtins(r) for r in decision.result.required]
 
@@ -383,12 +395,11 @@ def _advance(
 ) -> Draft:
     if state is not draft.state:
         ensure_transition(draft.state, state)
+    if required is None:
+        # Nothing is required of a draft that can no longer be approved.
+        required = draft.required if state is DraftState.PENDING else []
     return msgspec.structs.replace(
-        draft,
-        state=state,
-        version=draft.version + 1,
-        updated_at=now,
-        required=draft.required if required is None else required,
+        draft, state=state, version=draft.version + 1, updated_at=now, required=required
     )
 
 
