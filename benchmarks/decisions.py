@@ -1,11 +1,12 @@
 """Decisions per second through the service, next to the same decisions asked of OPA directly.
 
-For each database, the benchmark starts an OPA sidecar and ``order3 serve`` on loopback, then
+For each database, the benchmark starts an OPA sidecar and ``order3 serve`` processes on
+loopback (each client keeps to one process, as a load balancer would spread them), then
 drives N concurrent clients, each looping submit -> approve -> execute (three decisions) for a
 fixed time. It then replays the very decision inputs the service recorded straight to OPA's
 REST API with the same number of clients, so the service's overhead shows as a ratio.
 
-    .venv/bin/python benchmarks/decisions.py [--clients 32] [--seconds 20] [--workers 2]
+    .venv/bin/python benchmarks/decisions.py [--clients 32] [--seconds 20] [--processes 2]
 
 PostgreSQL comes from ``--postgres-url`` or a throwaway cluster started from the local server
 binaries (as the test suite does).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -38,6 +40,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from support.servers import OpaServer, PostgresServer, free_port  # noqa: E402
 
 ORDER3 = Path(sys.executable).parent / "order3"
+CLIENT_STRIDE = 1_000_000  # step numbers are client * stride + iteration
 console = Console(stderr=True)
 
 
@@ -65,30 +68,44 @@ class Run:
 
 
 @contextmanager
-def service(env: dict[str, str], workers: int) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(ORDER3), "serve", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+def services(env: dict[str, str], processes: int) -> Iterator[list[str]]:
+    """``processes`` separate ``order3 serve`` processes on one database, as behind a load
+    balancer; the benchmark spreads its clients over them evenly."""
+    running: list[subprocess.Popen[bytes]] = []
+    bases: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("order3 serve did not start")
-            time.sleep(0.2)
-        yield base
+        for _ in range(processes):
+            port = free_port()
+            running.append(
+                subprocess.Popen(
+                    [str(ORDER3), "serve", "--port", str(port)],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            bases.append(f"http://127.0.0.1:{port}")
+        for base, process in zip(bases, running, strict=True):
+            _wait_healthy(base, process)
+        yield bases
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for process in running:
+            process.terminate()
+        for process in running:
+            process.wait(timeout=30)
+
+
+def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError("order3 serve did not start")
+        time.sleep(0.2)
 
 
 def create_workspace(env: dict[str, str]) -> str:
@@ -129,7 +146,7 @@ async def drive(
             iteration = 0
             while time.perf_counter() < stop_at:
                 try:
-                    run.latencies_ms.extend(await step(session, number * 1_000_000 + iteration))
+                    run.latencies_ms.extend(await step(session, number * CLIENT_STRIDE + iteration))
                 except UnexpectedAnswer as exc:
                     run.errors += 1
                     run.first_error = run.first_error or str(exc)[:300]
@@ -142,7 +159,7 @@ async def drive(
 
 
 def service_step(
-    base: str, bot: str, mia: str, mia_id: str
+    bases: list[str], bot: str, mia: str, mia_id: str
 ) -> Callable[[aiohttp.ClientSession, int], Awaitable[list[float]]]:
     order = {
         "kind": "purchase_order",
@@ -165,10 +182,16 @@ def service_step(
     as_bot = {"Authorization": f"Bearer {bot}"}
     as_mia = {"Authorization": f"Bearer {mia}"}
     approval = {"verdict": "approve", "role": "manager"}
+    keys = itertools.count()
     run_id = os.urandom(6).hex()
 
     async def timed(
-        session: aiohttp.ClientSession, path: str, headers: dict[str, str], body: Any, expect: int
+        session: aiohttp.ClientSession,
+        base: str,
+        path: str,
+        headers: dict[str, str],
+        body: Any,
+        expect: int,
     ) -> tuple[float, Any]:
         started = time.perf_counter()
         async with session.post(f"{base}{path}", json=body, headers=headers) as response:
@@ -178,12 +201,12 @@ def service_step(
         return (time.perf_counter() - started) * 1000, answer
 
     async def step(session: aiohttp.ClientSession, n: int) -> list[float]:
-        submit_ms, submitted = await timed(
-            session, "/v1/drafts", {**as_bot, "Idempotency-Key": f"{run_id}-{n}"}, order, 201
-        )
-        draft = submitted["draft"]["id"]
-        approve_ms, _ = await timed(session, f"/v1/drafts/{draft}/approvals", as_mia, approval, 200)
-        execute_ms, _ = await timed(session, f"/v1/drafts/{draft}/execute", as_mia, None, 200)
+        base = bases[(n // CLIENT_STRIDE) % len(bases)]  # each client sticks to one process
+        key = {"Idempotency-Key": f"{run_id}-{next(keys)}"}
+        submit_ms, submitted = await timed(session, base, "/v1/drafts", as_bot | key, order, 201)
+        draft = f"/v1/drafts/{submitted['draft']['id']}"
+        approve_ms, _ = await timed(session, base, f"{draft}/approvals", as_mia, approval, 200)
+        execute_ms, _ = await timed(session, base, f"{draft}/execute", as_mia, None, 200)
         return [submit_ms, approve_ms, execute_ms]
 
     return step
@@ -242,10 +265,11 @@ def bench_database(
     if database_url:
         env["ORDER3_DATABASE_URL"] = database_url
     admin = create_workspace(env)
-    with service(env, args.workers) as base:
+    with services(env, args.processes) as bases:
+        base = bases[0]
         mia_id, mia = member(base, admin, "user", "Mia", ["manager"])
         _, bot = member(base, admin, "agent", "bot", ["requester"])
-        step = service_step(base, bot, mia, mia_id)
+        step = service_step(bases, bot, mia, mia_id)
         asyncio.run(drive(args.clients, 2, step, "warm-up"))
         console.print(f"[bold]{name}[/]: {args.clients} clients for {args.seconds:.0f} s")
         through_service = asyncio.run(drive(args.clients, args.seconds, step, name))
@@ -264,7 +288,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--workers", type=int, default=2, help="service processes")
+    parser.add_argument("--processes", type=int, default=2, help="service processes")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--postgres-url", default=os.environ.get("ORDER3_TEST_POSTGRES_URL"))
     args = parser.parse_args()
@@ -272,7 +296,7 @@ def main() -> None:
     table = Table(title=f"decisions through the service vs. OPA directly ({args.clients} clients)")
     for column in [
         "database",
-        "workers",
+        "processes",
         "decisions/s",
         "p50 ms",
         "p99 ms",
@@ -294,7 +318,7 @@ def main() -> None:
                 service_run, opa_run = bench_database(name, None, opa.url, args, Path(tmp))
             table.add_row(
                 name,
-                str(args.workers),
+                str(args.processes),
                 f"{service_run.rate:.0f}",
                 f"{service_run.percentile(50):.1f}",
                 f"{service_run.percentile(99):.1f}",

@@ -31,6 +31,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     signing_key_pem: str | None = None
     """The key itself, for deployments that hand secrets over in the environment."""
 
+    token_cache_seconds: float = 1.0
+    """How long a process may reuse a token lookup; a revocation through another process
+    takes effect within this time (0 looks every token up on every request)."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     draft_ttl_days: float = 14.0

@@ -17,7 +17,7 @@ from order3.config import Settings
 from order3.policy.binary import ensure_opa
 from order3.policy.engine import PolicyEngine
 from order3.policy.supervisor import OpaSupervisor
-from order3.storage.database import create_engine, migrate
+from order3.storage.database import create_engine, migrate, reader
 from order3.workflow.access import AccessWorkflow
 from order3.workflow.drafts import DraftWorkflow
 
@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 class Services:
     settings: Settings
     db: AsyncEngine
+    reads: AsyncEngine
     key: SigningKey
     appender: AuditAppender
     policy: PolicyEngine
@@ -80,15 +81,19 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         await policy.start()
         stack.push_async_callback(policy.stop)
+        reads = reader(db)
         services = Services(
             settings=settings,
             db=db,
+            reads=reads,
             key=key,
             appender=appender,
             policy=policy,
             supervisor=supervisor,
-            access=AccessWorkflow(db, appender),
-            drafts=DraftWorkflow(db, policy, appender, draft_ttl=settings.draft_ttl),
+            access=AccessWorkflow(
+                reads, appender, token_cache_seconds=settings.token_cache_seconds
+            ),
+            drafts=DraftWorkflow(reads, policy, appender, draft_ttl=settings.draft_ttl),
         )
         sweeper = asyncio.create_task(_sweep_expired(services), name="draft-expiry")
         stack.callback(sweeper.cancel)

@@ -180,7 +180,13 @@ class OpaServer:
         fd, log_name = tempfile.mkstemp(prefix="order3-opa-", suffix=".log")
         self._log_path = Path(log_name)
         argv = [str(binary), "run", "--server", "--addr", f"127.0.0.1:{self._port}"]
-        argv += ["--skip-version-check", "--set", "decision_logs.console=true"]
+        argv += [
+            "--skip-version-check",
+            "--log-level",
+            "error",
+            "--set",
+            "decision_logs.console=true",
+        ]
         argv += ["--ignore", "*_test.rego", str(policy_dir)]
         with os.fdopen(fd, "wb") as log:
             self._process = subprocess.Popen(

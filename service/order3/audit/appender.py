@@ -2,8 +2,8 @@
 
 Appending to a hash chain serializes writers on the chain head. Taking the head lock per
 request, across several round trips, caps a process at a few hundred appends a second. So
-each process runs one appender task that gathers whatever changes are waiting and commits
-them together (a group commit):
+each process runs appender tasks that gather whatever changes are waiting and commit them
+together (a group commit):
 
 1. open one transaction (SQLite: ``BEGIN IMMEDIATE``) and run every change in it;
 2. lock the chain head (``SELECT ... FOR UPDATE`` on PostgreSQL), seal the batch's records
@@ -15,8 +15,10 @@ A change that raises fails alone: the transaction is rolled back, its caller get
 exception, and the rest of the batch runs again without it. Changes rarely fail, so this
 costs less than a savepoint around every change.
 
-The head is locked only from step 2 to the commit, once per batch. Several processes on one
-PostgreSQL queue on that row lock, so the chain never forks and never skips a number. A
+The head is locked only from step 2 to the commit, once per batch. On PostgreSQL a process
+runs several such pipelines at once, so one batch writes its changes while another holds the
+head; they, and other processes on the same database, queue on that row lock, so the chain
+never forks and never skips a number. (SQLite has one write lock and runs one pipeline.) A
 failed commit fails every change in the batch: nothing is half-written.
 """
 
@@ -66,25 +68,32 @@ class _ChangeFailed(Exception):
 class AuditAppender:
     """Commits changes with their audit records, in batches, from one task per process."""
 
-    def __init__(self, engine: AsyncEngine, key: SigningKey, *, max_batch: int = 64) -> None:
+    def __init__(
+        self, engine: AsyncEngine, key: SigningKey, *, max_batch: int = 64, pipelines: int = 4
+    ) -> None:
         self._engine = engine
         self._key = key
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending[Any]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        # SQLite has a single write lock, so parallel batches would only queue on it.
+        self._pipelines = 1 if is_sqlite(engine) else pipelines
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def key(self) -> SigningKey:
         return self._key
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="audit-appender")
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"audit-appender-{n}")
+            for n in range(self._pipelines)
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
     async def commit(
         self, work: Work[T], *, claim: IdempotencyClaim | None = None
@@ -94,7 +103,7 @@ class AuditAppender:
         Raises whatever ``work`` raised (nothing of it is written), or the storage error
         that failed the batch's commit.
         """
-        if self._task is None:
+        if not self._tasks:
             raise RuntimeError("the audit appender is not running")
         future: asyncio.Future[tuple[T, list[SealedRecord]]] = (
             asyncio.get_running_loop().create_future()

@@ -66,7 +66,7 @@ class AuditController(Controller):
             action=action,
             outcome=outcome,
         )
-        async with services_of(request).db.connect() as connection:
+        async with services_of(request).reads.connect() as connection:
             rows = await query_audit(connection, where, after=_after(cursor), limit=limit + 1)
         page = rows[:limit]
         items = [

@@ -80,7 +80,7 @@ async def answer(
         request_hash=_request_hash(request.method, request.url.path, await request.body()),
         render=render,
     )
-    stored = await claim_key(services.appender, services.db, claim)
+    stored = await claim_key(services.appender, services.reads, claim)
     if stored is not None:
         return json_response(stored.status_code, stored.body, {"Idempotent-Replayed": "true"})
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 if TYPE_CHECKING:
@@ -58,32 +58,13 @@ async def claim_key(
 ) -> StoredAnswer | None:
     """Claim the key; return the stored answer when this request was already answered.
 
-    The claim is written through the appender, the process's one writer, so on SQLite it
-    never waits on the write lock against the appender's own batches.
-
     Raises:
         IdempotencyMismatch: the key was used with another request body.
         Conflict: a request with this key is still being handled.
     """
 
-    async def insert(connection: AsyncConnection) -> tuple[None, list[AuditEntry]]:
-        await connection.execute(
-            keys.insert().values(
-                workspace_id=claim.workspace_id,
-                principal_id=claim.principal_id,
-                key=claim.key,
-                request_hash=claim.request_hash,
-                state=IN_FLIGHT,
-                created_at=utc_timestamp(),
-            )
-        )
-        return None, []
-
-    try:
-        await appender.commit(insert)
+    if await _insert_claim(appender, engine, claim):
         return None
-    except IntegrityError:
-        pass
     async with engine.connect() as connection:
         row = (await connection.execute(sa.select(keys).where(_this_key(claim)))).one_or_none()
     if row is None:  # released between our insert and this read; the client may retry
@@ -98,6 +79,40 @@ async def claim_key(
             "a request with this Idempotency-Key is still in flight", idempotency_key=claim.key
         )
     return StoredAnswer(status_code=row.status_code, body=row.response_body)
+
+
+async def _insert_claim(
+    appender: AuditAppender, engine: AsyncEngine, claim: IdempotencyClaim
+) -> bool:
+    values = {
+        "workspace_id": claim.workspace_id,
+        "principal_id": claim.principal_id,
+        "key": claim.key,
+        "request_hash": claim.request_hash,
+        "state": IN_FLIGHT,
+        "created_at": utc_timestamp(),
+    }
+    if engine.dialect.name == "postgresql":
+        # Row locks suffice on PostgreSQL: one statement on its own connection.
+        async with engine.begin() as connection:
+            result = await connection.execute(
+                postgresql.insert(keys)
+                .values(**values)
+                .on_conflict_do_nothing()
+                .returning(keys.c.key)
+            )
+            return result.first() is not None
+
+    # SQLite has one write lock: take it through the appender, this process's one writer,
+    # rather than wait on it against the appender's own batches.
+    async def insert(connection: AsyncConnection) -> tuple[bool, list[AuditEntry]]:
+        result = await connection.execute(
+            sqlite.insert(keys).values(**values).on_conflict_do_nothing().returning(keys.c.key)
+        )
+        return result.first() is not None, []
+
+    claimed, _ = await appender.commit(insert)
+    return claimed
 
 
 async def complete_claim(

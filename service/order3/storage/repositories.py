@@ -65,13 +65,25 @@ def _draft_values(draft: Draft) -> dict[str, Any]:
     }
 
 
-async def load_draft(connection: AsyncConnection, workspace_id: str, draft_id: str) -> Draft | None:
-    row = (
+_APPROVAL_COLUMNS = [column.label(f"approval_{column.name}") for column in approvals.c]
+
+
+async def load_draft(
+    connection: AsyncConnection, workspace_id: str, draft_id: str
+) -> tuple[Draft, list[Approval]] | None:
+    """A draft with every approval it was given, oldest first, in one round trip."""
+    rows = list(
         await connection.execute(
-            sa.select(drafts).where(drafts.c.workspace_id == workspace_id, drafts.c.id == draft_id)
+            sa.select(drafts, *_APPROVAL_COLUMNS)
+            .select_from(drafts.outerjoin(approvals, approvals.c.draft_id == drafts.c.id))
+            .where(drafts.c.workspace_id == workspace_id, drafts.c.id == draft_id)
+            .order_by(approvals.c.id)
         )
-    ).one_or_none()
-    return None if row is None else _draft_from_row(row)
+    )
+    if not rows:
+        return None
+    given = [_approval_from_row(row, "approval_") for row in rows if row.approval_id is not None]
+    return _draft_from_row(rows[0]), given
 
 
 async def insert_draft(connection: AsyncConnection, draft: Draft) -> None:
@@ -142,25 +154,20 @@ async def due_drafts(connection: AsyncConnection, now: str, limit: int) -> list[
 # ---- approvals ----------------------------------------------------------------------------
 
 
-async def load_approvals(connection: AsyncConnection, draft_id: str) -> list[Approval]:
-    rows = await connection.execute(
-        sa.select(approvals).where(approvals.c.draft_id == draft_id).order_by(approvals.c.id)
+def _approval_from_row(row: sa.Row[Any], prefix: str = "") -> Approval:
+    values = row._mapping
+    return Approval(
+        id=values[f"{prefix}id"],
+        draft_id=values[f"{prefix}draft_id"],
+        approver_id=values[f"{prefix}approver_id"],
+        approver_type=values[f"{prefix}approver_type"],
+        approver_roles=values[f"{prefix}approver_roles"],
+        verdict=Verdict(values[f"{prefix}verdict"]),
+        role=values[f"{prefix}role"],
+        comment=values[f"{prefix}comment"],
+        content_hash=values[f"{prefix}content_hash"],
+        decided_at=values[f"{prefix}decided_at"],
     )
-    return [
-        Approval(
-            id=row.id,
-            draft_id=row.draft_id,
-            approver_id=row.approver_id,
-            approver_type=row.approver_type,
-            approver_roles=row.approver_roles,
-            verdict=Verdict(row.verdict),
-            role=row.role,
-            comment=row.comment,
-            content_hash=row.content_hash,
-            decided_at=row.decided_at,
-        )
-        for row in rows
-    ]
 
 
 async def insert_approval(

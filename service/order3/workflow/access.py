@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from typing import Any
 
 import msgspec
@@ -24,6 +25,8 @@ from order3.storage import repositories as repo
 from order3.storage.idempotency import IdempotencyClaim
 
 log = structlog.get_logger(__name__)
+
+_CACHE_LIMIT = 10_000
 
 TOKEN_PREFIX = "o3_"  # noqa: S105 - a marker that tells tokens apart, not a secret
 
@@ -53,15 +56,36 @@ class Token(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AccessWorkflow:
-    def __init__(self, db: AsyncEngine, appender: AuditAppender) -> None:
+    def __init__(
+        self, db: AsyncEngine, appender: AuditAppender, *, token_cache_seconds: float = 0.0
+    ) -> None:
         self._db = db
         self._appender = appender
+        self._cache_seconds = token_cache_seconds
+        self._recently_seen: dict[str, tuple[float, Actor]] = {}
 
     async def authenticate(self, token: str) -> Actor | None:
-        """The actor behind a live token, or None."""
+        """The actor behind a live token, or None.
+
+        A found token is remembered for ``token_cache_seconds``; revoking it in this process
+        forgets it at once.
+        """
         if not token.startswith(TOKEN_PREFIX):
             return None
-        row = await repo.find_active_token(self._db, hash_secret(token))
+        secret_hash = hash_secret(token)
+        now = time.monotonic()
+        seen = self._recently_seen.get(secret_hash)
+        if seen is not None and seen[0] > now:
+            return seen[1]
+        actor = await self._look_up(secret_hash)
+        if actor is not None and self._cache_seconds > 0:
+            if len(self._recently_seen) >= _CACHE_LIMIT:
+                self._recently_seen.clear()
+            self._recently_seen[secret_hash] = (now + self._cache_seconds, actor)
+        return actor
+
+    async def _look_up(self, secret_hash: str) -> Actor | None:
+        row = await repo.find_active_token(self._db, secret_hash)
         if row is None:
             return None
         return Actor(
@@ -224,6 +248,9 @@ class AccessWorkflow:
             ]
 
         await self._appender.commit(store)
+        self._recently_seen = {
+            key: seen for key, seen in self._recently_seen.items() if seen[1].token_id != token_id
+        }
         log.info("token.revoked", token_id=token_id)
         return msgspec.structs.replace(_token_from_row(row), revoked_at=now)
 

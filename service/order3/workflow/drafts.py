@@ -39,6 +39,8 @@ from order3.storage.idempotency import IdempotencyClaim
 
 log = structlog.get_logger(__name__)
 
+_KNOWN_PRINCIPALS_LIMIT = 100_000
+
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     """What an action came to: the decision, and the draft as it now stands."""
@@ -77,13 +79,13 @@ class DraftWorkflow:
         self._policy = policy
         self._appender = appender
         self._draft_ttl = draft_ttl
+        self._known_principals: set[tuple[str, str]] = set()
 
     # ---- reads ----------------------------------------------------------------------------
 
     async def get(self, actor: Actor, draft_id: str) -> tuple[Draft, list[Approval]]:
         async with self._db.connect() as connection:
-            draft = await self._load(connection, actor, draft_id)
-            return draft, await repo.load_approvals(connection, draft_id)
+            return await self._load(connection, actor, draft_id)
 
     async def list(self, actor: Actor, **filters: Any) -> list[Draft]:
         async with self._db.connect() as connection:
@@ -95,8 +97,7 @@ class DraftWorkflow:
         self, actor: Actor, content: DraftContent, claim: IdempotencyClaim | None = None
     ) -> Result:
         now = utc_timestamp()
-        async with self._db.connect() as connection:
-            await self._ensure_principal(connection, actor, content.approval_owner)
+        await self._ensure_principal(actor, content.approval_owner)
         document = content_document(
             content.kind,
             msgspec.to_builtins(content.payload),
@@ -143,12 +144,11 @@ class DraftWorkflow:
     ) -> Result:
         now = utc_timestamp()
         async with self._db.connect() as connection:
-            current = await self._load(connection, actor, draft_id)
+            current, approvals = await self._load(connection, actor, draft_id)
             ensure_state(current.state, DraftState.PENDING, "patch")
             _ensure_not_expired(current, now)
-            if changes.approval_owner is not None:
-                await self._ensure_principal(connection, actor, changes.approval_owner)
-            approvals = await repo.load_approvals(connection, draft_id)
+        if changes.approval_owner is not None:
+            await self._ensure_principal(actor, changes.approval_owner)
         patched = _apply_patch(current, changes, now)
         # A patch that leaves the content as it was keeps its approvals.
         decision = await self._decide(
@@ -224,9 +224,9 @@ class DraftWorkflow:
     ) -> Result:
         now = utc_timestamp()
         async with self._db.connect() as connection:
-            draft = await self._load(connection, actor, draft_id)
+            draft, approvals = await self._load(connection, actor, draft_id)
             ensure_state(draft.state, DraftState.APPROVED, "execute")
-            binding = draft.binding(await repo.load_approvals(connection, draft_id))
+        binding = draft.binding(approvals)
         decision = await self._decide(Action.EXECUTE, actor, draft, binding, now=now)
 
         async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
@@ -292,26 +292,35 @@ class DraftWorkflow:
 
     # ---- steps shared by the actions ------------------------------------------------------
 
-    async def _load(self, connection: AsyncConnection, actor: Actor, draft_id: str) -> Draft:
-        draft = await repo.load_draft(connection, actor.workspace_id, draft_id)
-        if draft is None:
+    async def _load(
+        self, connection: AsyncConnection, actor: Actor, draft_id: str
+    ) -> tuple[Draft, list[Approval]]:
+        found = await repo.load_draft(connection, actor.workspace_id, draft_id)
+        if found is None:
             raise NotFound(f"no draft {draft_id} in this workspace", draft_id=draft_id)
-        return draft
+        return found
 
     async def _pending_with_approvals(
         self, actor: Actor, draft_id: str, action: str
     ) -> tuple[Draft, list[Approval]]:
         async with self._db.connect() as connection:
-            draft = await self._load(connection, actor, draft_id)
-            ensure_state(draft.state, DraftState.PENDING, action)
-            _ensure_not_expired(draft, utc_timestamp())
-            return draft, draft.binding(await repo.load_approvals(connection, draft_id))
+            draft, approvals = await self._load(connection, actor, draft_id)
+        ensure_state(draft.state, DraftState.PENDING, action)
+        _ensure_not_expired(draft, utc_timestamp())
+        return draft, draft.binding(approvals)
 
-    async def _ensure_principal(
-        self, connection: AsyncConnection, actor: Actor, principal_id: str
-    ) -> None:
-        if await repo.load_principal(connection, actor.workspace_id, principal_id) is None:
+    async def _ensure_principal(self, actor: Actor, principal_id: str) -> None:
+        # Principals are never deleted, so one that was found stays valid: remember it.
+        known = (actor.workspace_id, principal_id)
+        if known in self._known_principals:
+            return
+        async with self._db.connect() as connection:
+            found = await repo.load_principal(connection, actor.workspace_id, principal_id)
+        if found is None:
             raise InvalidInput("$.approval_owner", f"no principal {principal_id} in this workspace")
+        if len(self._known_principals) >= _KNOWN_PRINCIPALS_LIMIT:
+            self._known_principals.clear()
+        self._known_principals.add(known)
 
     async def _decide(
         self,
