@@ -301,3 +301,32 @@ def test_missing_or_revoked_token_is_401(api: Api) -> None:
     assert after.headers["www-authenticate"].startswith("Bearer")
     [record] = api.audit(action="token.revoked")
     assert record["record"]["subject"] == {"type": "token", "id": token_id}
+
+
+def test_a_patch_that_changes_nothing_keeps_its_approvals(api: Api) -> None:
+    """Patching a draft to the content it already has leaves its approvals standing."""
+    draft_id = api.submitted("sam", unit_cost=60000)
+    api.approve("mia", draft_id, "manager")
+    rationale = api.get("sam", f"/v1/drafts/{draft_id}").json()["rationale"]
+
+    patched = api.patch("sam", f"/v1/drafts/{draft_id}", {"rationale": rationale})
+
+    assert patched.json()["draft"]["required"] == [{"role": "finance", "count": 1}]
+    assert api.approve("fay", draft_id, "finance").json()["draft"]["state"] == "approved"
+
+
+def test_a_cursor_the_api_never_gave_is_a_422(api: Api) -> None:
+    """Garbage in the cursor is named, not silently read as the first page."""
+    for cursor in ["!!!", "é", "eHl6"]:
+        response = api.get("mia", "/v1/drafts", cursor=cursor)
+
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "cursor"
+
+
+def test_a_bad_filter_names_the_query_parameter(api: Api) -> None:
+    """An unknown state filter is refused under the name the client used."""
+    response = api.get("mia", "/v1/drafts", state="lost")
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "state"

@@ -32,7 +32,10 @@ reasons := _denials if {
 # Approvals still needed after this action, as [{role, count}] sorted by role.
 default required := []
 
-required := _as_list(spend.requirement) if input.action in {"submit", "patch"}
+required := _as_list(spend.requirement) if input.action == "submit"
+
+# A patch that leaves the content as it was keeps the approvals bound to it.
+required := _as_list(execution.missing) if input.action == "patch"
 
 required := _as_list(_missing_if_counted) if {
 	input.action == "approve"
@@ -143,7 +146,9 @@ accept contains reason if {
 
 # METADATA
 # title: Patch accepted
-# description: Reported when a patch is allowed; prior approvals no longer bind.
+# description: |
+#   Reported when a patch is allowed. Approvals given to other content no longer bind;
+#   the service sends only those bound to the patched content.
 # custom:
 #   id: patch.accepted
 accept contains reason if {
@@ -151,7 +156,7 @@ accept contains reason if {
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
-		"message": sprintf("patch accepted; approvals required: %v", [_describe(_requirement)]),
+		"message": sprintf("patch accepted; approvals required: %v", [_describe(execution.missing)]),
 	}
 }
 

@@ -142,6 +142,14 @@ test_allowed_patch_by_requester if {
 	d.required == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
 }
 
+test_allowed_patch_keeps_approvals_bound_to_unchanged_content if {
+	inp := _input("patch", _agent, null, [_recorded(_manager, "manager")])
+	d := order3.decision with input as inp
+
+	_ids(d) == {"patch.accepted"}
+	d.required == [{"role": "finance", "count": 1}]
+}
+
 test_denied_patch_by_stranger if {
 	d := order3.decision with input as _input("patch", _stranger, null, [])
 

@@ -13,6 +13,7 @@ import structlog
 from litestar import Litestar, Request, Response, get
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from order3 import __version__
@@ -37,7 +38,7 @@ def request_context(app: ASGIApp) -> ASGIApp:
     """Give each request an id and bind it, with the start time, to every log event."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == ScopeType.HTTP:
             headers = dict(scope["headers"])
             offered = headers.get(b"x-request-id", b"").decode("latin-1")
             usable = 0 < len(offered) <= 100 and offered.isprintable()

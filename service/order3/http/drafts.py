@@ -114,7 +114,7 @@ class DraftController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> Response[bytes]:
         """Drafts of this workspace, oldest first; follow ``next_cursor`` for the next page."""
-        drafts = await services_of(request).drafts.list(
+        drafts = await services_of(request).drafts.list_drafts(
             request.user,
             state=draft_state,
             kind=kind,

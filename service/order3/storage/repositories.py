@@ -4,7 +4,7 @@ can share the transaction of the audit records that describe it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Unpack
 
 import msgspec
 import sqlalchemy as sa
@@ -17,10 +17,12 @@ from order3.domain.money import Money
 from order3.storage import schema
 from order3.storage.schema import api_tokens, approvals, audit_records, drafts, principals
 
+AnyRow = sa.Row[Unpack[tuple[Any, ...]]]
+
 # ---- drafts -------------------------------------------------------------------------------
 
 
-def _draft_from_row(row: sa.Row[Any]) -> Draft:
+def _draft_from_row(row: AnyRow) -> Draft:
     amount = None
     if row.currency is not None:
         amount = Money(minor_units=row.amount_minor, currency=row.currency)
@@ -154,7 +156,7 @@ async def due_drafts(connection: AsyncConnection, now: str, limit: int) -> list[
 # ---- approvals ----------------------------------------------------------------------------
 
 
-def _approval_from_row(row: sa.Row[Any], prefix: str = "") -> Approval:
+def _approval_from_row(row: AnyRow, prefix: str = "") -> Approval:
     values = row._mapping
     return Approval(
         id=values[f"{prefix}id"],
@@ -194,7 +196,7 @@ async def insert_principal(connection: AsyncConnection, **values: Any) -> None:
 
 async def load_principal(
     connection: AsyncConnection, workspace_id: str, principal_id: str
-) -> sa.Row[Any] | None:
+) -> AnyRow | None:
     return (
         await connection.execute(
             sa.select(principals).where(
@@ -204,7 +206,7 @@ async def load_principal(
     ).one_or_none()
 
 
-async def list_principals(connection: AsyncConnection, workspace_id: str) -> list[sa.Row[Any]]:
+async def list_principals(connection: AsyncConnection, workspace_id: str) -> list[AnyRow]:
     rows = await connection.execute(
         sa.select(principals)
         .where(principals.c.workspace_id == workspace_id)
@@ -217,7 +219,7 @@ async def insert_token(connection: AsyncConnection, **values: Any) -> None:
     await connection.execute(api_tokens.insert().values(**values))
 
 
-async def find_active_token(engine: AsyncEngine, secret_hash: str) -> sa.Row[Any] | None:
+async def find_active_token(engine: AsyncEngine, secret_hash: str) -> AnyRow | None:
     """The live token with this hash, joined with its principal."""
     query = (
         sa.select(
@@ -238,7 +240,7 @@ async def find_active_token(engine: AsyncEngine, secret_hash: str) -> sa.Row[Any
 
 async def load_token(
     connection: AsyncConnection, workspace_id: str, token_id: str
-) -> sa.Row[Any] | None:
+) -> AnyRow | None:
     return (
         await connection.execute(
             sa.select(api_tokens).where(
@@ -248,7 +250,7 @@ async def load_token(
     ).one_or_none()
 
 
-async def list_tokens(connection: AsyncConnection, workspace_id: str) -> list[sa.Row[Any]]:
+async def list_tokens(connection: AsyncConnection, workspace_id: str) -> list[AnyRow]:
     rows = await connection.execute(
         sa.select(api_tokens)
         .where(api_tokens.c.workspace_id == workspace_id)
@@ -282,7 +284,7 @@ class AuditFilter(msgspec.Struct, frozen=True, kw_only=True):
 
 async def query_audit(
     connection: AsyncConnection, where: AuditFilter, *, after: int | None, limit: int
-) -> list[sa.Row[Any]]:
+) -> list[AnyRow]:
     query = sa.select(audit_records)
     conditions = {
         audit_records.c.workspace_id: where.workspace_id,

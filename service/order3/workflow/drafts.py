@@ -87,7 +87,7 @@ class DraftWorkflow:
         async with self._db.connect() as connection:
             return await self._load(connection, actor, draft_id)
 
-    async def list(self, actor: Actor, **filters: Any) -> list[Draft]:
+    async def list_drafts(self, actor: Actor, **filters: Any) -> list[Draft]:
         async with self._db.connect() as connection:
             return await repo.list_drafts(connection, actor.workspace_id, **filters)
 
