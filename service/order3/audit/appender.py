@@ -37,7 +37,7 @@ from order3.audit.records import AuditEntry, ChainHead, SealedRecord, seal
 from order3.audit.signing import SigningKey
 from order3.storage import schema
 from order3.storage.database import is_sqlite
-from order3.storage.idempotency import IdempotencyClaim, complete_claim
+from order3.storage.idempotency import IdempotencyClaim, answer_of, store_answers
 
 log = structlog.get_logger(__name__)
 
@@ -162,14 +162,15 @@ class AuditAppender:
                         raise _ChangeFailed(pending, exc) from exc
                 entries = [entry for pending in batch for entry in pending.entries]
                 sealed = await self._append(connection, entries) if entries else []
-                position = 0
+                position, answers = 0, []
                 for pending in batch:
                     pending.records = sealed[position : position + len(pending.entries)]
                     position += len(pending.entries)
                     if pending.claim is not None:
-                        pending.answer_stored = await complete_claim(
-                            connection, pending.claim, pending.value, pending.records
-                        )
+                        answer = answer_of(pending.claim, pending.value, pending.records)
+                        pending.answer_stored = answer is not None
+                        answers += [answer] if answer is not None else []
+                await store_answers(connection, answers)
         return sealed
 
     async def _append(

@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import Litestar, Request, Response, get
+from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from order3 import __version__

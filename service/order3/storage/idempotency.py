@@ -115,25 +115,46 @@ async def _insert_claim(
     return claimed
 
 
-async def complete_claim(
-    connection: AsyncConnection, claim: IdempotencyClaim, value: Any, records: list[SealedRecord]
-) -> bool:
-    """Store the answer for ``value`` in the transaction that commits its change.
+def answer_of(
+    claim: IdempotencyClaim, value: Any, records: list[SealedRecord]
+) -> dict[str, Any] | None:
+    """The stored answer for ``value``, or None when none is stored.
 
     Answers of 500 and above are not stored: the claim is released and a retry decides anew.
-    Returns whether an answer was stored.
     """
     if claim.render is None:
-        return False
+        return None
     status_code, body = claim.render(value, records)
     if status_code >= 500:
-        return False
-    await connection.execute(
-        keys.update()
-        .where(_this_key(claim))
-        .values(state=DONE, status_code=status_code, response_body=body)
+        return None
+    return {
+        "claim_workspace_id": claim.workspace_id,
+        "claim_principal_id": claim.principal_id,
+        "claim_key": claim.key,
+        "answer_status": status_code,
+        "answer_body": body,
+    }
+
+
+_STORE_ANSWER = (
+    keys.update()
+    .where(
+        keys.c.workspace_id == sa.bindparam("claim_workspace_id"),
+        keys.c.principal_id == sa.bindparam("claim_principal_id"),
+        keys.c.key == sa.bindparam("claim_key"),
     )
-    return True
+    .values(
+        state=DONE,
+        status_code=sa.bindparam("answer_status"),
+        response_body=sa.bindparam("answer_body"),
+    )
+)
+
+
+async def store_answers(connection: AsyncConnection, answers: list[dict[str, Any]]) -> None:
+    """Store answers in the transaction that commits their changes, in one round trip."""
+    if answers:
+        await connection.execute(_STORE_ANSWER, answers)
 
 
 async def release_claim(appender: AuditAppender, claim: IdempotencyClaim) -> None:

@@ -4,7 +4,7 @@ can share the transaction of the audit records that describe it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Unpack
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ from order3.domain.money import Money
 from order3.storage import schema
 from order3.storage.schema import api_tokens, approvals, audit_records, drafts, principals
 
-AnyRow = sa.Row[Unpack[tuple[Any, ...]]]
+AnyRow = sa.Row[*tuple[Any, ...]]
 
 # ---- drafts -------------------------------------------------------------------------------
 
