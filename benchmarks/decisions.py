@@ -22,8 +22,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -37,9 +36,8 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from support.servers import OpaServer, PostgresServer, free_port  # noqa: E402
+from support.servers import ORDER3, OpaServer, PostgresServer, order3_services  # noqa: E402
 
-ORDER3 = Path(sys.executable).parent / "order3"
 CLIENT_STRIDE = 1_000_000  # step numbers are client * stride + iteration
 console = Console(stderr=True)
 
@@ -65,47 +63,6 @@ class Run:
             return float("nan")
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
-
-
-@contextmanager
-def services(env: dict[str, str], processes: int) -> Iterator[list[str]]:
-    """``processes`` separate ``order3 serve`` processes on one database, as behind a load
-    balancer; the benchmark spreads its clients over them evenly."""
-    running: list[subprocess.Popen[bytes]] = []
-    bases: list[str] = []
-    try:
-        for _ in range(processes):
-            port = free_port()
-            running.append(
-                subprocess.Popen(
-                    [str(ORDER3), "serve", "--port", str(port)],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-            bases.append(f"http://127.0.0.1:{port}")
-        for base, process in zip(bases, running, strict=True):
-            _wait_healthy(base, process)
-        yield bases
-    finally:
-        for process in running:
-            process.terminate()
-        for process in running:
-            process.wait(timeout=30)
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError("order3 serve did not start")
-        time.sleep(0.2)
 
 
 def create_workspace(env: dict[str, str]) -> str:
@@ -265,7 +222,7 @@ def bench_database(
     if database_url:
         env["ORDER3_DATABASE_URL"] = database_url
     admin = create_workspace(env)
-    with services(env, args.processes) as bases:
+    with order3_services(env, args.processes) as bases:
         base = bases[0]
         mia_id, mia = member(base, admin, "user", "Mia", ["manager"])
         _, bot = member(base, admin, "agent", "bot", ["requester"])

@@ -7,7 +7,6 @@ import asyncio
 import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +16,7 @@ import pytest
 from conftest import create_workspace
 from order3.config import Settings
 from support.api import purchase_order
-from support.servers import free_port
-from test_walkthrough import _wait_until_healthy
-
-ORDER3 = Path(sys.executable).parent / "order3"
+from support.servers import ORDER3, order3_services
 
 
 def _verify(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -43,26 +39,8 @@ def shared_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 def two_services(shared_env: dict[str, str]) -> Iterator[list[str]]:
-    processes, bases = [], []
-    try:
-        for _ in range(2):
-            port = free_port()
-            processes.append(
-                subprocess.Popen(
-                    [str(ORDER3), "serve", "--port", str(port)],
-                    env=shared_env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            bases.append(f"http://127.0.0.1:{port}")
-        for base, process in zip(bases, processes, strict=True):
-            _wait_until_healthy(base, process)
+    with order3_services(shared_env, 2) as bases:
         yield bases
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=20)
 
 
 async def _submit_everywhere(bases: list[str], token: str, owner: str, count: int) -> list[int]:

@@ -7,18 +7,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from order3.config import REPO_ROOT
-from support.servers import free_port
-
-ORDER3 = Path(sys.executable).parent / "order3"
+from support.servers import ORDER3, order3_services
 
 
 def walkthrough_script() -> str:
@@ -45,35 +40,8 @@ def service_env(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str
 
 @pytest.fixture
 def running_service(service_env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(ORDER3), "serve", "--port", str(port)],
-        env=service_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(base, process)
+    with order3_services(service_env) as [base]:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-def _wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            pytest.fail(f"order3 serve exited with {process.returncode}:\n{output}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("order3 serve did not become healthy in 30 s")
 
 
 @pytest.mark.parametrize(

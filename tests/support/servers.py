@@ -1,16 +1,20 @@
-"""Throwaway servers for the test suite: a PostgreSQL cluster and an operator-run OPA."""
+"""Throwaway servers for the test suite and the benchmark: a PostgreSQL cluster, an
+operator-run OPA, and `order3 serve` processes."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -292,3 +296,48 @@ def _tail(path: Path) -> str:
             return log.read().decode(errors="replace").rstrip()
     except OSError:
         return f"(no log at {path})"
+
+
+ORDER3 = Path(sys.executable).parent / "order3"
+
+
+@contextlib.contextmanager
+def order3_services(env: dict[str, str], count: int = 1) -> Iterator[list[str]]:
+    """``count`` separate ``order3 serve`` processes with ``env``; yields their base URLs.
+
+    Raises:
+        RuntimeError: A process exited or did not become healthy (with its output).
+    """
+    processes: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            log_path = Path(tempfile.mkstemp(prefix="order3-serve-", suffix=".log")[1])
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    [str(ORDER3), "serve", "--port", str(port)],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            processes.append((f"http://127.0.0.1:{port}", process, log_path))
+        for base, process, log_path in processes:
+            _wait_for_service(base, process, log_path)
+        yield [base for base, _, _ in processes]
+    finally:
+        for _, process, _ in processes:
+            process.terminate()
+        for _, process, log_path in processes:
+            process.wait(timeout=30)
+            log_path.unlink(missing_ok=True)
+
+
+def _wait_for_service(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not _http_ok(f"{base}/healthz"):
+        if process.poll() is not None:
+            raise RuntimeError(f"order3 serve exited with {process.returncode}:\n{_tail(log_path)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"order3 serve was not healthy within 60 s:\n{_tail(log_path)}")
+        time.sleep(0.1)

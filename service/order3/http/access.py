@@ -23,14 +23,9 @@ def _principal_view(principal: Principal) -> PrincipalView:
 
 
 def _token_view(token: Token) -> TokenView:
-    return TokenView(
-        id=token.id,
-        principal_id=token.principal_id,
-        label=token.label,
-        scopes=token.scopes,
-        created_at=token.created_at,
-        revoked_at=token.revoked_at,
-    )
+    public = msgspec.structs.asdict(token)
+    del public["secret"]
+    return TokenView(**public)
 
 
 def _render_principal(principal: Principal, _: list[SealedRecord]) -> tuple[int, bytes]:
