@@ -7,7 +7,6 @@ import binascii
 from typing import Annotated, Any
 
 import msgspec
-import structlog
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 
@@ -136,7 +135,6 @@ class DraftController(Controller):
     @patch("/{draft_id:str}", guards=[requires(Scope.DRAFT)])
     async def patch_draft(self, request: AuthedRequest, draft_id: FromPath[str]) -> Response[bytes]:
         """Change a pending draft's content; every approval given so far drops."""
-        structlog.contextvars.bind_contextvars(draft_id=draft_id)
         services = services_of(request)
         changes = decode(await request.body(), DraftPatchRequest)
         if changes.rationale is not None:
@@ -159,7 +157,6 @@ class DraftController(Controller):
         self, request: AuthedRequest, draft_id: FromPath[str]
     ) -> Response[bytes]:
         """Approve (in a named role) or reject a pending draft."""
-        structlog.contextvars.bind_contextvars(draft_id=draft_id)
         services = services_of(request)
         body = await request.body()
 
@@ -174,7 +171,6 @@ class DraftController(Controller):
     @post("/{draft_id:str}/execute", guards=[requires(Scope.EXECUTE)], status_code=200)
     async def execute(self, request: AuthedRequest, draft_id: FromPath[str]) -> Response[bytes]:
         """Execute an approved draft, deciding again under the policy in force now."""
-        structlog.contextvars.bind_contextvars(draft_id=draft_id)
         services = services_of(request)
 
         async def act(claim: Any) -> tuple[Any, list[SealedRecord]]:
@@ -185,7 +181,6 @@ class DraftController(Controller):
     @post("/{draft_id:str}/dismiss", guards=[requires(Scope.DRAFT)], status_code=200)
     async def dismiss(self, request: AuthedRequest, draft_id: FromPath[str]) -> Response[bytes]:
         """Dismiss a pending draft, with a reason."""
-        structlog.contextvars.bind_contextvars(draft_id=draft_id)
         services = services_of(request)
         body = await request.body()
 

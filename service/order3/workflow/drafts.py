@@ -332,6 +332,7 @@ class DraftWorkflow:
         now: str,
         approval: dict[str, Any] | None = None,
     ) -> Decision:
+        structlog.contextvars.bind_contextvars(draft_id=draft.id)
         decision_input = build_input(
             action,
             draft=_policy_draft(draft),
