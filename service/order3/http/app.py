@@ -24,7 +24,7 @@ from order3.http.audit import AuditController
 from order3.http.auth import TokenAuthentication
 from order3.http.drafts import DraftController
 from order3.http.problems import EXCEPTION_HANDLERS
-from order3.http.requests import json_response, services_of
+from order3.http.requests import services_of
 from order3.logging import configure_logging
 from order3.runtime import open_services
 
@@ -121,4 +121,4 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
 
 
-__all__ = ["create_app", "json_response"]
+__all__ = ["create_app"]
