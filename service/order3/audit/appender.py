@@ -121,23 +121,39 @@ class AuditAppender:
         return sealed
 
     async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._commit_batch(batch)
-            except Exception as exc:  # answer the callers; the appender must keep running
-                log.error("audit.batch_failed", size=len(batch), error=repr(exc))
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+        # Each pipeline keeps its connection between batches; a failed batch replaces it.
+        connection: AsyncConnection | None = None
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < self._max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                try:
+                    connection = connection or await self._connect()
+                    await self._commit_batch(connection, batch)
+                except Exception as exc:  # answer the callers; the appender must keep running
+                    log.error("audit.batch_failed", size=len(batch), error=repr(exc))
+                    for pending in batch:
+                        if not pending.future.done():
+                            pending.future.set_exception(exc)
+                    if connection is not None:
+                        await connection.close()
+                        connection = None
+        finally:
+            if connection is not None:
+                await asyncio.shield(connection.close())
 
-    async def _commit_batch(self, batch: list[_Pending[Any]]) -> None:
+    async def _connect(self) -> AsyncConnection:
+        connection = await self._engine.connect()
+        if is_sqlite(self._engine):
+            connection = await connection.execution_options(sqlite_begin="IMMEDIATE")
+        return connection
+
+    async def _commit_batch(self, connection: AsyncConnection, batch: list[_Pending[Any]]) -> None:
         remaining = batch
         while remaining:
             try:
-                sealed = await self._try_commit(remaining)
+                sealed = await self._try_commit(connection, remaining)
             except _ChangeFailed as failed:
                 failed.pending.future.set_exception(failed.cause)
                 remaining = [pending for pending in remaining if pending is not failed.pending]
@@ -150,27 +166,26 @@ class AuditAppender:
                 log.debug("audit.appended", records=len(sealed), last_seq=sealed[-1].seq)
             return
 
-    async def _try_commit(self, batch: list[_Pending[Any]]) -> list[SealedRecord]:
-        async with self._engine.connect() as connection:
-            if is_sqlite(self._engine):
-                connection = await connection.execution_options(sqlite_begin="IMMEDIATE")
-            async with connection.begin():
-                for pending in batch:
-                    try:
-                        pending.value, pending.entries = await pending.work(connection)
-                    except Exception as exc:  # leaving the block rolls the whole batch back
-                        raise _ChangeFailed(pending, exc) from exc
-                entries = [entry for pending in batch for entry in pending.entries]
-                sealed = await self._append(connection, entries) if entries else []
-                position, answers = 0, []
-                for pending in batch:
-                    pending.records = sealed[position : position + len(pending.entries)]
-                    position += len(pending.entries)
-                    if pending.claim is not None:
-                        answer = answer_of(pending.claim, pending.value, pending.records)
-                        pending.answer_stored = answer is not None
-                        answers += [answer] if answer is not None else []
-                await store_answers(connection, answers)
+    async def _try_commit(
+        self, connection: AsyncConnection, batch: list[_Pending[Any]]
+    ) -> list[SealedRecord]:
+        async with connection.begin():
+            for pending in batch:
+                try:
+                    pending.value, pending.entries = await pending.work(connection)
+                except Exception as exc:  # leaving the block rolls the whole batch back
+                    raise _ChangeFailed(pending, exc) from exc
+            entries = [entry for pending in batch for entry in pending.entries]
+            sealed = await self._append(connection, entries) if entries else []
+            position, answers = 0, []
+            for pending in batch:
+                pending.records = sealed[position : position + len(pending.entries)]
+                position += len(pending.entries)
+                if pending.claim is not None:
+                    answer = answer_of(pending.claim, pending.value, pending.records)
+                    pending.answer_stored = answer is not None
+                    answers += [answer] if answer is not None else []
+            await store_answers(connection, answers)
         return sealed
 
     async def _append(
