@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -46,12 +48,12 @@ def silent_port() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
-def _client(tmp_path: Path, opa_url: str) -> tuple[TestClient, Api]:
+def _client(tmp_path: Path, opa_url: str, timeout: float = 0.5) -> tuple[TestClient, Api]:
     settings = Settings(
         data_dir=tmp_path / "var",
         database_url=f"sqlite:///{tmp_path / 'order3.db'}",
         opa_url=opa_url,
-        opa_timeout=0.5,
+        opa_timeout=timeout,
         policy_refresh_seconds=3600,
     )
     workspace = asyncio.run(create_workspace(settings))
@@ -117,3 +119,20 @@ def test_retry_after_a_refusal_decides_afresh(tmp_path: Path) -> None:
     assert first.status_code == second.status_code == 503
     assert "idempotent-replayed" not in second.headers
     assert first.json()["audit_seq"] != second.json()["audit_seq"]
+
+
+def test_a_key_still_in_flight_is_a_409(tmp_path: Path, silent_port: int) -> None:
+    """While a request waits on its decision, a retry with its key is told to wait (409)."""
+    client, api = _client(tmp_path, f"http://127.0.0.1:{silent_port}", timeout=3.0)
+    body = purchase_order(api.workspace.admin_id)
+    with client, ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(api.post, "admin", "/v1/drafts", body, key="slow")
+        time.sleep(1.0)
+        retry = api.post("admin", "/v1/drafts", body, key="slow")
+        first_answer = first.result()
+        after = api.post("admin", "/v1/drafts", body, key="slow")
+
+    assert retry.status_code == 409
+    assert "in flight" in retry.json()["detail"]
+    assert first_answer.status_code == 503
+    assert after.status_code == 503  # the refused first request released its key
