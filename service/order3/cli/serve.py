@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import click
 import uvicorn
@@ -36,7 +38,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     click.echo(f"Order3 Approvals listening on http://{settings.host}:{settings.port}")
     click.echo(f"  database: {database if database.startswith('sqlite') else 'postgresql'}")
     click.echo(f"  policy engine: {settings.opa_url or 'supervised OPA on loopback'}")
-    click.echo("  first admin token: order3 workspace create NAME --admin YOUR-NAME")
+    command = Path(sys.argv[0]) if sys.argv[0].endswith("order3") else "order3"
+    click.echo(f"  first admin token: {command} workspace create NAME --admin YOUR-NAME")
     # Each worker builds its own app from the same environment.
     os.environ["ORDER3_HOST"], os.environ["ORDER3_PORT"] = settings.host, str(settings.port)
     uvicorn.run(
