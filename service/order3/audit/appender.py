@@ -191,24 +191,20 @@ class AuditAppender:
     async def _append(
         self, connection: AsyncConnection, entries: list[AuditEntry]
     ) -> list[SealedRecord]:
-        head_row = (
-            await connection.execute(
-                sa.select(schema.audit_chain_head.c.seq, schema.audit_chain_head.c.hash)
-                .where(schema.audit_chain_head.c.id == 1)
-                .with_for_update()
-            )
-        ).one()
+        head_row = (await connection.execute(_LOCK_HEAD)).one()
         sealed = list(seal(entries, ChainHead(head_row.seq, head_row.hash), self._key))
         await connection.execute(
-            schema.audit_records.insert(),
+            _INSERT_RECORDS,
             [_record_row(entry, record) for entry, record in zip(entries, sealed, strict=True)],
         )
-        await connection.execute(
-            schema.audit_chain_head.update()
-            .where(schema.audit_chain_head.c.id == 1)
-            .values(seq=sealed[-1].seq, hash=sealed[-1].hash)
-        )
+        await connection.execute(_MOVE_HEAD, {"seq": sealed[-1].seq, "hash": sealed[-1].hash})
         return sealed
+
+
+_HEAD = schema.audit_chain_head
+_LOCK_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_INSERT_RECORDS = schema.audit_records.insert()
+_MOVE_HEAD = _HEAD.update().where(_HEAD.c.id == 1)
 
 
 def _record_row(entry: AuditEntry, record: SealedRecord) -> dict[str, Any]:

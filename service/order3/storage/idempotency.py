@@ -81,6 +81,10 @@ async def claim_key(
     return StoredAnswer(status_code=row.status_code, body=row.response_body)
 
 
+_CLAIM_ON_POSTGRESQL = postgresql.insert(keys).on_conflict_do_nothing().returning(keys.c.key)
+_CLAIM_ON_SQLITE = sqlite.insert(keys).on_conflict_do_nothing().returning(keys.c.key)
+
+
 async def _insert_claim(
     appender: AuditAppender, engine: AsyncEngine, claim: IdempotencyClaim
 ) -> bool:
@@ -95,20 +99,13 @@ async def _insert_claim(
     if engine.dialect.name == "postgresql":
         # Row locks suffice on PostgreSQL: one statement on its own connection.
         async with engine.begin() as connection:
-            result = await connection.execute(
-                postgresql.insert(keys)
-                .values(**values)
-                .on_conflict_do_nothing()
-                .returning(keys.c.key)
-            )
+            result = await connection.execute(_CLAIM_ON_POSTGRESQL, values)
             return result.first() is not None
 
     # SQLite has one write lock: take it through the appender, this process's one writer,
     # rather than wait on it against the appender's own batches.
     async def insert(connection: AsyncConnection) -> tuple[bool, list[AuditEntry]]:
-        result = await connection.execute(
-            sqlite.insert(keys).values(**values).on_conflict_do_nothing().returning(keys.c.key)
-        )
+        result = await connection.execute(_CLAIM_ON_SQLITE, values)
         return result.first() is not None, []
 
     claimed, _ = await appender.commit(insert)

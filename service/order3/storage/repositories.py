@@ -1,5 +1,9 @@
 """Reading and writing records. Every function takes the connection it runs on, so a write
-can share the transaction of the audit records that describe it."""
+can share the transaction of the audit records that describe it.
+
+The statements on the decision path are built once, with bind parameters, and executed with
+their values: building a statement with its values inside costs more CPU than running it.
+"""
 
 from __future__ import annotations
 
@@ -69,18 +73,28 @@ def _draft_values(draft: Draft) -> dict[str, Any]:
 
 _APPROVAL_COLUMNS = [column.label(f"approval_{column.name}") for column in approvals.c]
 
+_LOAD_DRAFT = (
+    sa.select(drafts, *_APPROVAL_COLUMNS)
+    .select_from(drafts.outerjoin(approvals, approvals.c.draft_id == drafts.c.id))
+    .where(
+        drafts.c.workspace_id == sa.bindparam("workspace_id"),
+        drafts.c.id == sa.bindparam("draft_id"),
+    )
+    .order_by(approvals.c.id)
+)
+_INSERT_DRAFT = drafts.insert()
+# The SET clause comes from the keys of the parameters it is executed with.
+_UPDATE_DRAFT = drafts.update().where(
+    drafts.c.id == sa.bindparam("where_id"), drafts.c.version == sa.bindparam("where_version")
+)
+
 
 async def load_draft(
     connection: AsyncConnection, workspace_id: str, draft_id: str
 ) -> tuple[Draft, list[Approval]] | None:
     """A draft with every approval it was given, oldest first, in one round trip."""
     rows = list(
-        await connection.execute(
-            sa.select(drafts, *_APPROVAL_COLUMNS)
-            .select_from(drafts.outerjoin(approvals, approvals.c.draft_id == drafts.c.id))
-            .where(drafts.c.workspace_id == workspace_id, drafts.c.id == draft_id)
-            .order_by(approvals.c.id)
-        )
+        await connection.execute(_LOAD_DRAFT, {"workspace_id": workspace_id, "draft_id": draft_id})
     )
     if not rows:
         return None
@@ -90,14 +104,15 @@ async def load_draft(
 
 async def insert_draft(connection: AsyncConnection, draft: Draft) -> None:
     await connection.execute(
-        drafts.insert().values(
-            id=draft.id,
-            workspace_id=draft.workspace_id,
-            requester_id=draft.requester_id,
-            requester_type=draft.requester_type,
-            created_at=draft.created_at,
+        _INSERT_DRAFT,
+        {
+            "id": draft.id,
+            "workspace_id": draft.workspace_id,
+            "requester_id": draft.requester_id,
+            "requester_type": draft.requester_type,
+            "created_at": draft.created_at,
             **_draft_values(draft),
-        )
+        },
     )
 
 
@@ -108,9 +123,7 @@ async def update_draft(connection: AsyncConnection, draft: Draft, *, seen_versio
         Conflict: the draft changed after it was read (another decision won the race).
     """
     result = await connection.execute(
-        drafts.update()
-        .where(drafts.c.id == draft.id, drafts.c.version == seen_version)
-        .values(**_draft_values(draft))
+        _UPDATE_DRAFT, {"where_id": draft.id, "where_version": seen_version, **_draft_values(draft)}
     )
     if result.rowcount != 1:
         raise Conflict(
@@ -172,11 +185,14 @@ def _approval_from_row(row: AnyRow, prefix: str = "") -> Approval:
     )
 
 
+_INSERT_APPROVAL = approvals.insert()
+
+
 async def insert_approval(
     connection: AsyncConnection, workspace_id: str, approval: Approval
 ) -> None:
     values = msgspec.to_builtins(approval)
-    await connection.execute(approvals.insert().values(workspace_id=workspace_id, **values))
+    await connection.execute(_INSERT_APPROVAL, {"workspace_id": workspace_id, **values})
 
 
 # ---- workspaces, principals and tokens ----------------------------------------------------
@@ -194,16 +210,17 @@ async def insert_principal(connection: AsyncConnection, **values: Any) -> None:
     await connection.execute(principals.insert().values(**values))
 
 
+_LOAD_PRINCIPAL = sa.select(principals).where(
+    principals.c.workspace_id == sa.bindparam("workspace_id"),
+    principals.c.id == sa.bindparam("principal_id"),
+)
+
+
 async def load_principal(
     connection: AsyncConnection, workspace_id: str, principal_id: str
 ) -> AnyRow | None:
-    return (
-        await connection.execute(
-            sa.select(principals).where(
-                principals.c.workspace_id == workspace_id, principals.c.id == principal_id
-            )
-        )
-    ).one_or_none()
+    params = {"workspace_id": workspace_id, "principal_id": principal_id}
+    return (await connection.execute(_LOAD_PRINCIPAL, params)).one_or_none()
 
 
 async def list_principals(connection: AsyncConnection, workspace_id: str) -> list[AnyRow]:
@@ -219,23 +236,28 @@ async def insert_token(connection: AsyncConnection, **values: Any) -> None:
     await connection.execute(api_tokens.insert().values(**values))
 
 
+_FIND_ACTIVE_TOKEN = (
+    sa.select(
+        api_tokens.c.id,
+        api_tokens.c.workspace_id,
+        api_tokens.c.scopes,
+        principals.c.id.label("principal_id"),
+        principals.c.type,
+        principals.c.name,
+        principals.c.roles,
+    )
+    .join(principals, principals.c.id == api_tokens.c.principal_id)
+    .where(
+        api_tokens.c.secret_hash == sa.bindparam("secret_hash"), api_tokens.c.revoked_at.is_(None)
+    )
+)
+
+
 async def find_active_token(engine: AsyncEngine, secret_hash: str) -> AnyRow | None:
     """The live token with this hash, joined with its principal."""
-    query = (
-        sa.select(
-            api_tokens.c.id,
-            api_tokens.c.workspace_id,
-            api_tokens.c.scopes,
-            principals.c.id.label("principal_id"),
-            principals.c.type,
-            principals.c.name,
-            principals.c.roles,
-        )
-        .join(principals, principals.c.id == api_tokens.c.principal_id)
-        .where(api_tokens.c.secret_hash == secret_hash, api_tokens.c.revoked_at.is_(None))
-    )
     async with engine.connect() as connection:
-        return (await connection.execute(query)).one_or_none()
+        result = await connection.execute(_FIND_ACTIVE_TOKEN, {"secret_hash": secret_hash})
+        return result.one_or_none()
 
 
 async def load_token(
