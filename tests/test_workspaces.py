@@ -61,3 +61,17 @@ def test_token_values_never_reach_logs_or_the_audit_log(
     assert "policy.decided" in logged
     assert not [s for s in secrets if s in logged or s in audited]
     assert any(r["record"]["action"] == "token.created" for r in records)
+
+
+def test_a_token_is_shown_once_even_to_a_replay(api: Api) -> None:
+    """Replaying a token issuance returns the same token id but never the secret again."""
+    body = {"principal_id": api.id("bot"), "label": "second bot token"}
+
+    first = api.post("admin", "/v1/tokens", body, key="issue-1")
+    again = api.post("admin", "/v1/tokens", body, key="issue-1")
+
+    assert first.status_code == again.status_code == 201
+    assert first.json()["token"].startswith("o3_")
+    assert again.json()["token"] == ""
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
