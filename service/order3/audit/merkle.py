@@ -1,0 +1,130 @@
+"""Merkle tree hashing and proofs over the audit log, as RFC 9162 (section 2.1) specifies.
+
+Leaves are the RFC 8785 bytes of audit record bodies, in sequence order. A leaf hashes as
+SHA-256(0x00 || leaf) and an inner node as SHA-256(0x01 || left || right); the tree over n
+leaves splits at the largest power of two below n. With a root hash, an inclusion proof shows
+a record is in the log, and a consistency proof shows a larger log extends a smaller one,
+so a client holding an old root can tell truncation, rollback or rewriting from growth.
+
+Proof generation works from the list of leaf hashes; verification needs only the proof,
+the sizes and the roots, and follows the RFC's algorithms step by step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def leaf_hash(leaf: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + leaf).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(size: int) -> int:
+    """The largest power of two smaller than ``size`` (``size`` > 1)."""
+    return 1 << ((size - 1).bit_length() - 1)
+
+
+def root_hash(leaves: Sequence[bytes]) -> bytes:
+    """MTH over leaf hashes (not raw leaves)."""
+    if not leaves:
+        return EMPTY_ROOT
+    if len(leaves) == 1:
+        return leaves[0]
+    k = _split(len(leaves))
+    return node_hash(root_hash(leaves[:k]), root_hash(leaves[k:]))
+
+
+def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PATH(index, D[n]) over leaf hashes.
+
+    Raises:
+        ValueError: ``index`` is not a leaf of the tree.
+    """
+    if not 0 <= index < len(leaves):
+        raise ValueError(f"leaf {index} is not in a tree of {len(leaves)}")
+    if len(leaves) == 1:
+        return []
+    k = _split(len(leaves))
+    if index < k:
+        return [*inclusion_proof(index, leaves[:k]), root_hash(leaves[k:])]
+    return [*inclusion_proof(index - k, leaves[k:]), root_hash(leaves[:k])]
+
+
+def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PROOF(old_size, D[n]) over leaf hashes.
+
+    Raises:
+        ValueError: ``old_size`` is not between 1 and the tree size.
+    """
+    if not 0 < old_size <= len(leaves):
+        raise ValueError(f"no consistency proof from {old_size} to {len(leaves)}")
+    return _subproof(old_size, leaves, complete=True)
+
+
+def _subproof(m: int, leaves: Sequence[bytes], *, complete: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if complete else [root_hash(leaves)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, leaves[:k], complete=complete), root_hash(leaves[k:])]
+    return [*_subproof(m - k, leaves[k:], complete=False), root_hash(leaves[:k])]
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> bool:
+    """Whether ``proof`` shows the leaf hash ``leaf`` at ``index`` in the tree of ``size``."""
+    if not 0 <= index < size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn, sn = fn >> 1, sn >> 1
+        else:
+            r = node_hash(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and r == root
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """Whether ``proof`` shows the tree of ``new_size`` extends the tree of ``old_size``."""
+    if not 0 < old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # a power of two: the old root is a node of the path
+        path.insert(0, old_root)
+    if not path:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and fr == old_root and sr == new_root
