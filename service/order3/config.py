@@ -35,6 +35,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How long a process may reuse a token lookup; a revocation through another process
     takes effect within this time (0 looks every token up on every request)."""
 
+    audit_origin: str = "order3-approvals/audit"
+    """The log's identity in its checkpoints (a schema-less URL, no spaces or plus signs)."""
+
+    checkpoint_seconds: float = 60.0
+    """How often a new checkpoint is signed while the log grows."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     draft_ttl_days: float = 14.0

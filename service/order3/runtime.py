@@ -19,6 +19,7 @@ from order3.policy.engine import PolicyEngine
 from order3.policy.supervisor import OpaSupervisor
 from order3.storage.database import create_engine, migrate, reader
 from order3.workflow.access import AccessWorkflow
+from order3.workflow.audit_log import AuditLog
 from order3.workflow.drafts import DraftWorkflow
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,7 @@ class Services:
     supervisor: OpaSupervisor | None
     access: AccessWorkflow
     drafts: DraftWorkflow
+    audit_log: AuditLog
 
 
 def load_signing_key(settings: Settings) -> SigningKey:
@@ -94,9 +96,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 reads, appender, token_cache_seconds=settings.token_cache_seconds
             ),
             drafts=DraftWorkflow(reads, policy, appender, draft_ttl=settings.draft_ttl),
+            audit_log=AuditLog(reads, appender, key, settings.audit_origin),
         )
-        sweeper = asyncio.create_task(_sweep_expired(services), name="draft-expiry")
-        stack.callback(sweeper.cancel)
+        for background in (_sweep_expired(services), _sign_checkpoints(services)):
+            stack.callback(asyncio.create_task(background).cancel)
         log.info(
             "service.started",
             database=db.dialect.name,
@@ -105,6 +108,17 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             key_id=key.key_id,
         )
         yield services
+
+
+async def _sign_checkpoints(services: Services) -> None:
+    while True:
+        await asyncio.sleep(services.settings.checkpoint_seconds)
+        try:
+            latest = await services.audit_log.latest()
+            if latest is None or latest.tree_size < await services.audit_log.size():
+                await services.audit_log.sign_checkpoint()
+        except Exception as exc:
+            log.warning("audit.checkpoint_failed", error=repr(exc))
 
 
 async def _sweep_expired(services: Services) -> None:

@@ -41,6 +41,10 @@ class SigningKey:
     def __repr__(self) -> str:
         return f"SigningKey(key_id={self.key_id!r})"
 
+    def sign(self, message: bytes) -> bytes:
+        """The raw Ed25519 signature of ``message`` (for signed notes)."""
+        return self._private_key.sign(message)
+
     def sign_record(self, record_hash: str) -> str:
         """Base64 of the Ed25519 signature over `record_message`."""
         return base64.b64encode(self._private_key.sign(record_message(record_hash))).decode()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get
-from litestar.params import FromQuery, QueryParameter
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, FromQuery, QueryParameter
 
+from order3.audit.checkpoints import Checkpoint
 from order3.audit.records import utc_timestamp
-from order3.domain.errors import InvalidInput
+from order3.domain.errors import InvalidInput, NotFound
 from order3.domain.principals import Actor, Scope
 from order3.http.auth import requires
 from order3.http.requests import json_response, services_of
@@ -83,3 +85,50 @@ class AuditController(Controller):
         return json_response(
             200, msgspec.json.encode(AuditPage(items=items, next_cursor=next_cursor))
         )
+
+    @get("/checkpoint", guards=[requires(Scope.READ)])
+    async def checkpoint(self, request: Request[Actor, Any, Any]) -> Response[bytes]:
+        """The newest signed checkpoint: a C2SP tlog-checkpoint note over the whole log."""
+        latest = await services_of(request).audit_log.latest()
+        if latest is None:
+            raise NotFound("no checkpoint has been signed yet")
+        return json_response(200, msgspec.json.encode(_checkpoint_view(latest)))
+
+    @post("/checkpoints", guards=[requires(Scope.ADMIN)], status_code=201)
+    async def sign_checkpoint(self, request: Request[Actor, Any, Any]) -> Response[bytes]:
+        """Sign a checkpoint of the log as it is now."""
+        signed = await services_of(request).audit_log.sign_checkpoint()
+        return json_response(201, msgspec.json.encode(_checkpoint_view(signed)))
+
+    @get("/records/{seq:int}/proof", guards=[requires(Scope.READ)])
+    async def inclusion_proof(
+        self,
+        request: Request[Actor, Any, Any],
+        seq: FromPath[int],
+        size: FromQuery[int | None] = None,
+    ) -> Response[bytes]:
+        """The RFC 9162 inclusion proof of a record in the log of ``size`` (default: now)."""
+        proof = await services_of(request).audit_log.inclusion(request.user.workspace_id, seq, size)
+        return json_response(200, msgspec.json.encode(proof))
+
+    @get("/consistency", guards=[requires(Scope.READ)])
+    async def consistency_proof(
+        self,
+        request: Request[Actor, Any, Any],
+        old_size: Annotated[int, QueryParameter(name="from")],
+        new_size: Annotated[int, QueryParameter(name="to")],
+    ) -> Response[bytes]:
+        """The RFC 9162 consistency proof that the log at ``to`` extends the log at ``from``."""
+        proof = await services_of(request).audit_log.consistency(old_size, new_size)
+        return json_response(200, msgspec.json.encode(proof))
+
+
+def _checkpoint_view(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {
+        "origin": checkpoint.origin,
+        "tree_size": checkpoint.tree_size,
+        "root_hash": base64.b64encode(checkpoint.root_hash).decode(),
+        "key_id": checkpoint.key_id,
+        "created_at": checkpoint.created_at,
+        "note": checkpoint.note,
+    }

@@ -62,7 +62,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 # Handler arguments whose Python names differ from the query parameter they read.
-_QUERY_NAMES = {"draft_state": "state"}
+_QUERY_NAMES = {"draft_state": "state", "old_size": "from", "new_size": "to"}
 
 
 def _field_error(error: Any) -> dict[str, Any]:

@@ -133,3 +133,15 @@ audit_chain_head = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(71), nullable=False),
 )
+
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("origin", sa.String(200), nullable=False),
+    sa.Column("tree_size", sa.BigInteger, nullable=False, index=True),
+    sa.Column("root_hash", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

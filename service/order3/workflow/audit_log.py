@@ -1,0 +1,153 @@
+"""The audit log as a transparency log: signed checkpoints, inclusion and consistency proofs.
+
+Leaves are the stored record bodies (their RFC 8785 bytes) in sequence order. Proofs are
+computed from the leaf hashes read back from the database; see ``order3.audit.merkle``.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from order3.audit.appender import AuditAppender
+from order3.audit.checkpoints import Checkpoint, sign_checkpoint
+from order3.audit.merkle import consistency_proof, inclusion_proof, leaf_hash, root_hash
+from order3.audit.records import AuditEntry, utc_timestamp
+from order3.audit.signing import SigningKey
+from order3.domain.errors import Conflict, InvalidInput, NotFound
+from order3.storage.schema import audit_chain_head, audit_checkpoints, audit_records
+
+log = structlog.get_logger(__name__)
+
+_PAGE = 5000
+
+
+def b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+class AuditLog:
+    def __init__(
+        self, db: AsyncEngine, appender: AuditAppender, key: SigningKey, origin: str
+    ) -> None:
+        self._db = db
+        self._appender = appender
+        self._key = key
+        self.origin = origin
+
+    async def size(self) -> int:
+        """How many records the log holds."""
+        async with self._db.connect() as connection:
+            return int((await connection.execute(sa.select(audit_chain_head.c.seq))).scalar_one())
+
+    async def leaf_hashes(self, size: int) -> list[bytes]:
+        """The leaf hashes of the first ``size`` records."""
+        hashes: list[bytes] = []
+        async with self._db.connect() as connection:
+            while len(hashes) < size:
+                rows = await connection.execute(
+                    sa.select(audit_records.c.body)
+                    .where(audit_records.c.seq > len(hashes), audit_records.c.seq <= size)
+                    .order_by(audit_records.c.seq)
+                    .limit(_PAGE)
+                )
+                page = [leaf_hash(row.body.encode()) for row in rows]
+                if not page:
+                    raise Conflict(f"the log has fewer than {size} records")
+                hashes += page
+        return hashes
+
+    async def sign_checkpoint(self) -> Checkpoint:
+        """Sign and store a checkpoint of the log as it is now."""
+        size = await self.size()
+        if size == 0:
+            raise Conflict("the audit log is empty")
+        root = root_hash(await self.leaf_hashes(size))
+        checkpoint = Checkpoint(
+            origin=self.origin,
+            tree_size=size,
+            root_hash=root,
+            note=sign_checkpoint(self.origin, size, root, self._key),
+            key_id=self._key.key_id,
+            created_at=utc_timestamp(),
+        )
+
+        async def store(connection: AsyncConnection) -> tuple[None, list[AuditEntry]]:
+            await connection.execute(
+                audit_checkpoints.insert(),
+                {
+                    "origin": checkpoint.origin,
+                    "tree_size": checkpoint.tree_size,
+                    "root_hash": checkpoint.root_hash.hex(),
+                    "key_id": checkpoint.key_id,
+                    "note": checkpoint.note,
+                    "created_at": checkpoint.created_at,
+                },
+            )
+            return None, []
+
+        await self._appender.commit(store)
+        log.info("audit.checkpoint_signed", tree_size=size, root_hash=root.hex())
+        return checkpoint
+
+    async def latest(self) -> Checkpoint | None:
+        async with self._db.connect() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(audit_checkpoints)
+                    .order_by(audit_checkpoints.c.tree_size.desc(), audit_checkpoints.c.id.desc())
+                    .limit(1)
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        return Checkpoint(
+            origin=row.origin,
+            tree_size=row.tree_size,
+            root_hash=bytes.fromhex(row.root_hash),
+            note=row.note,
+            key_id=row.key_id,
+            created_at=row.created_at,
+        )
+
+    async def inclusion(self, workspace_id: str, seq: int, size: int | None) -> dict[str, Any]:
+        """The proof that record ``seq`` (of this workspace) is in the log of ``size``."""
+        async with self._db.connect() as connection:
+            owner = (
+                await connection.execute(
+                    sa.select(audit_records.c.workspace_id).where(audit_records.c.seq == seq)
+                )
+            ).one_or_none()
+        if owner is None or owner.workspace_id != workspace_id:
+            raise NotFound(f"no audit record {seq} in this workspace", seq=seq)
+        size = size if size is not None else await self.size()
+        if not seq <= size <= await self.size():
+            raise InvalidInput("size", f"must be from {seq} to the log's size")
+        leaves = await self.leaf_hashes(size)
+        return {
+            "seq": seq,
+            "leaf_index": seq - 1,
+            "tree_size": size,
+            "leaf_hash": b64(leaves[seq - 1]),
+            "root_hash": b64(root_hash(leaves)),
+            "proof": [b64(node) for node in inclusion_proof(seq - 1, leaves)],
+        }
+
+    async def consistency(self, old_size: int, new_size: int) -> dict[str, Any]:
+        """The proof that the log at ``new_size`` extends the log at ``old_size``."""
+        if not 0 < old_size <= new_size:
+            raise InvalidInput("from", "must be at least 1 and at most `to`")
+        if new_size > await self.size():
+            raise InvalidInput("to", "is beyond the log's size")
+        leaves = await self.leaf_hashes(new_size)
+        return {
+            "from": old_size,
+            "to": new_size,
+            "from_root": b64(root_hash(leaves[:old_size])),
+            "to_root": b64(root_hash(leaves)),
+            "proof": [b64(node) for node in consistency_proof(old_size, leaves)],
+        }
