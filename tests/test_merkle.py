@@ -8,6 +8,7 @@ from hypothesis import given, settings
 
 from order3.audit.merkle import (
     EMPTY_ROOT,
+    StreamingRoot,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -130,3 +131,17 @@ def test_a_rewritten_or_truncated_history_fails_consistency(
     assert not verify_consistency(new_size, old_size, root_hash(leaves), old_root, proof)
     if proof:
         assert not verify_consistency(old_size, new_size, old_root, root_hash(leaves), proof[1:])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=8), max_size=70))
+def test_the_streaming_root_matches_the_tree_at_every_size(raw: list[bytes]) -> None:
+    """Rebuilding the root one leaf at a time gives the same root at every size."""
+    leaves = [leaf_hash(leaf) for leaf in raw]
+    stream = StreamingRoot()
+
+    for size, leaf in enumerate(leaves, start=1):
+        stream.append(leaf)
+        assert stream.root() == root_hash(leaves[:size])
+
+    assert stream.size == len(leaves)

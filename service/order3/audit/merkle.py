@@ -128,3 +128,31 @@ def verify_consistency(
             sr = node_hash(sr, c)
         fn, sn = fn >> 1, sn >> 1
     return sn == 0 and fr == old_root and sr == new_root
+
+
+class StreamingRoot:
+    """The root of a growing tree, from its leaf hashes one at a time, in O(log n) memory.
+
+    It keeps the roots of the perfect subtrees the leaves so far make up, largest first;
+    folding them from the right gives the RFC 9162 root.
+    """
+
+    def __init__(self) -> None:
+        self._subtrees: list[tuple[int, bytes]] = []
+        self.size = 0
+
+    def append(self, leaf: bytes) -> None:
+        size, node = 1, leaf
+        while self._subtrees and self._subtrees[-1][0] == size:
+            left_size, left = self._subtrees.pop()
+            size, node = left_size + size, node_hash(left, node)
+        self._subtrees.append((size, node))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._subtrees:
+            return EMPTY_ROOT
+        node = self._subtrees[-1][1]
+        for _, left in reversed(self._subtrees[:-1]):
+            node = node_hash(left, node)
+        return node
