@@ -41,6 +41,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     checkpoint_seconds: float = 60.0
     """How often a new checkpoint is signed while the log grows."""
 
+    checkpoint_records: int = 10_000
+    """A checkpoint is also signed as soon as this many records follow the last one."""
+
+    audit_mask_fields: str = ""
+    """Comma-separated JSON pointers into the decision input (``/draft/payload/bank``) whose
+    values audit records store only as a keyed hash."""
+
+    audit_mask_key: str | None = None
+    """The masking key; ``data_dir/audit-mask-key`` (created on first start) when unset."""
+
+    audit_witnesses: str = ""
+    """Comma-separated C2SP verifier keys (``name+keyid+base64``) of witnesses whose
+    cosignatures the service accepts."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     draft_ttl_days: float = 14.0

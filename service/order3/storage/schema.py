@@ -123,8 +123,19 @@ audit_records = sa.Table(
     sa.Column("hash", sa.String(71), nullable=False),
     sa.Column("signature", sa.String(100), nullable=False),
     sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("decision_id", Id, unique=True),
+    sa.Column("policy_revision", sa.String(71), index=True),
     sa.Index("ix_audit_records_workspace_id_seq", "workspace_id", "seq"),
 )
+
+audit_record_rules = sa.Table(
+    "audit_record_rules",
+    metadata,
+    sa.Column("seq", sa.BigInteger, sa.ForeignKey("audit_records.seq"), primary_key=True),
+    sa.Column("rule_id", sa.String(200), primary_key=True),
+    sa.Index("ix_audit_record_rules_rule_id", "rule_id", "seq"),
+)
+"""The ids of the rules that decided each record, so auditors can search and count by rule."""
 
 audit_chain_head = sa.Table(
     "audit_chain_head",
@@ -145,3 +156,39 @@ audit_checkpoints = sa.Table(
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+
+audit_cosignatures = sa.Table(
+    "audit_cosignatures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "checkpoint_id", sa.Integer, sa.ForeignKey("audit_checkpoints.id"), nullable=False
+    ),
+    sa.Column("witness", sa.String(200), nullable=False),
+    sa.Column("signature_line", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("checkpoint_id", "witness"),
+)
+"""Witness cosignatures of checkpoints: one C2SP signed-note signature line each."""
+
+audit_keys = sa.Table(
+    "audit_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("activated_at", Timestamp, nullable=False),
+    sa.Column("retired_at", Timestamp),
+)
+"""Public keys that have signed records, with their validity windows. Private keys are never
+stored: they come from a file or the environment."""
+
+policy_revisions = sa.Table(
+    "policy_revisions",
+    metadata,
+    sa.Column("revision", sa.String(71), primary_key=True),
+    sa.Column("engine", sa.String(40), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("first_seen_at", Timestamp, nullable=False),
+)
+"""Every policy set that decided, content-addressed: ``revision`` is the hash of ``content``
+(RFC 8785 JSON of the modules and the policy data), so a decision can be re-run under it."""
