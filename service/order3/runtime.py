@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order3.audit.appender import AuditAppender
+from order3.audit.masking import DecisionMasker, load_or_create_mask_key
 from order3.audit.signing import SigningKey
 from order3.config import Settings
 from order3.policy.binary import ensure_opa
@@ -45,6 +46,18 @@ def load_signing_key(settings: Settings) -> SigningKey:
     return SigningKey.load_or_create(settings.resolved_signing_key_file)
 
 
+def load_masker(settings: Settings) -> DecisionMasker | None:
+    """The masker for the configured fields, or None when nothing is to be masked."""
+    fields = [field.strip() for field in settings.audit_mask_fields.split(",") if field.strip()]
+    if not fields:
+        return None
+    key = load_or_create_mask_key(settings.audit_mask_key, settings.data_dir / "audit-mask-key")
+    try:
+        return DecisionMasker(fields, key)
+    except ValueError as exc:
+        raise ValueError(f"setting ORDER3_AUDIT_MASK_FIELDS is invalid: {exc}") from None
+
+
 @contextlib.asynccontextmanager
 async def open_storage(
     settings: Settings,
@@ -55,7 +68,7 @@ async def open_storage(
     try:
         await migrate(db)
         key = load_signing_key(settings)
-        appender = AuditAppender(db, key)
+        appender = AuditAppender(db, key, masker=load_masker(settings))
         await appender.start()
         try:
             yield db, key, appender
@@ -111,12 +124,20 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 
 
 async def _sign_checkpoints(services: Services) -> None:
+    """Sign a checkpoint once the log has grown by ``checkpoint_records`` records, or when
+    ``checkpoint_seconds`` have passed since the last one and the log has grown at all."""
+    settings, audit_log = services.settings, services.audit_log
+    loop = asyncio.get_running_loop()
+    last_signed = loop.time()
     while True:
-        await asyncio.sleep(services.settings.checkpoint_seconds)
+        await asyncio.sleep(min(1.0, settings.checkpoint_seconds))
         try:
-            latest = await services.audit_log.latest()
-            if latest is None or latest.tree_size < await services.audit_log.size():
-                await services.audit_log.sign_checkpoint()
+            latest, size = await audit_log.latest(), await audit_log.size()
+            grown = size - (latest.tree_size if latest is not None else 0)
+            due = loop.time() - last_signed >= settings.checkpoint_seconds
+            if grown >= settings.checkpoint_records or (grown > 0 and due):
+                await audit_log.sign_checkpoint()
+                last_signed = loop.time()
         except Exception as exc:
             log.warning("audit.checkpoint_failed", error=repr(exc))
 

@@ -29,10 +29,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import msgspec
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from order3.audit.masking import DecisionMasker
 from order3.audit.records import AuditEntry, ChainHead, SealedRecord, seal
 from order3.audit.signing import SigningKey
 from order3.storage import schema
@@ -69,10 +71,17 @@ class AuditAppender:
     """Commits changes with their audit records, in batches, from one task per process."""
 
     def __init__(
-        self, engine: AsyncEngine, key: SigningKey, *, max_batch: int = 64, pipelines: int = 4
+        self,
+        engine: AsyncEngine,
+        key: SigningKey,
+        *,
+        masker: DecisionMasker | None = None,
+        max_batch: int = 64,
+        pipelines: int = 4,
     ) -> None:
         self._engine = engine
         self._key = key
+        self._masker = masker
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending[Any]] = asyncio.Queue()
         # SQLite has a single write lock, so parallel batches would only queue on it.
@@ -191,12 +200,22 @@ class AuditAppender:
     async def _append(
         self, connection: AsyncConnection, entries: list[AuditEntry]
     ) -> list[SealedRecord]:
+        if self._masker:
+            entries = [_masked(entry, self._masker) for entry in entries]
         head_row = (await connection.execute(_LOCK_HEAD)).one()
         sealed = list(seal(entries, ChainHead(head_row.seq, head_row.hash), self._key))
         await connection.execute(
             _INSERT_RECORDS,
             [_record_row(entry, record) for entry, record in zip(entries, sealed, strict=True)],
         )
+        rules = [
+            {"seq": record.seq, "rule_id": rule}
+            for entry, record in zip(entries, sealed, strict=True)
+            if entry.decision is not None
+            for rule in dict.fromkeys(entry.decision.get("rules") or ())
+        ]
+        if rules:
+            await connection.execute(_INSERT_RULES, rules)
         await connection.execute(_MOVE_HEAD, {"seq": sealed[-1].seq, "hash": sealed[-1].hash})
         return sealed
 
@@ -204,10 +223,18 @@ class AuditAppender:
 _HEAD = schema.audit_chain_head
 _LOCK_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
 _INSERT_RECORDS = schema.audit_records.insert()
+_INSERT_RULES = schema.audit_record_rules.insert()
 _MOVE_HEAD = _HEAD.update().where(_HEAD.c.id == 1)
 
 
+def _masked(entry: AuditEntry, masker: DecisionMasker) -> AuditEntry:
+    if entry.decision is None:
+        return entry
+    return msgspec.structs.replace(entry, decision=masker.mask(entry.decision))
+
+
 def _record_row(entry: AuditEntry, record: SealedRecord) -> dict[str, Any]:
+    decision = entry.decision or {}
     return {
         "seq": record.seq,
         "recorded_at": record.recorded_at,
@@ -223,4 +250,6 @@ def _record_row(entry: AuditEntry, record: SealedRecord) -> dict[str, Any]:
         "hash": record.hash,
         "signature": record.signature,
         "key_id": record.key_id,
+        "decision_id": decision.get("id"),
+        "policy_revision": decision.get("policy_revision"),
     }

@@ -13,6 +13,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from order3.domain.identifiers import new_id
+
+
+def _decision_id() -> str:
+    return new_id("dec")
+
 
 class Action(enum.StrEnum):
     SUBMIT = "submit"
@@ -64,7 +70,10 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     engine: str
     policy_revision: str
     decision_id: str | None
+    """OPA's id for the evaluation (it appears in OPA's own decision log), when OPA gives one."""
     duration_ms: float
+    id: str = msgspec.field(default_factory=_decision_id)
+    """This service's id for the decision, the one ``GET /v1/decisions/{id}`` takes."""
 
     @property
     def allowed(self) -> bool:
@@ -73,6 +82,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     def audit_view(self) -> dict[str, Any]:
         """The decision as an audit record stores it."""
         return {
+            "id": self.id,
             "input": self.input,
             "result": msgspec.to_builtins(self.result),
             "rules": self.result.rules,
@@ -90,9 +100,11 @@ class EngineFailure(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     engine: str
     policy_revision: str | None
+    id: str = msgspec.field(default_factory=_decision_id)
 
     def audit_view(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "input": self.input,
             "result": None,
             "rules": [],

@@ -22,6 +22,7 @@ from order3.domain.identifiers import new_id
 from order3.http.access import AccessController
 from order3.http.audit import AuditController
 from order3.http.auth import TokenAuthentication
+from order3.http.decisions import DecisionController
 from order3.http.drafts import DraftController
 from order3.http.problems import EXCEPTION_HANDLERS
 from order3.http.requests import services_of
@@ -108,7 +109,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
 
     return Litestar(
-        route_handlers=[health, DraftController, AccessController, AuditController],
+        route_handlers=[
+            health,
+            DraftController,
+            AccessController,
+            AuditController,
+            DecisionController,
+        ],
         before_send=[answer_with_request_id],
         middleware=[
             request_context,

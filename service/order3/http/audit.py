@@ -9,16 +9,17 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from order3.audit.checkpoints import Checkpoint
 from order3.audit.records import utc_timestamp
 from order3.domain.errors import InvalidInput, NotFound
-from order3.domain.principals import Actor, Scope
+from order3.domain.principals import Actor, PrincipalType, Scope
 from order3.http.auth import requires
 from order3.http.requests import json_response, services_of
 from order3.http.schemas import AuditPage, AuditRecordView
-from order3.storage.repositories import AuditFilter, query_audit
+from order3.storage.repositories import AUDIT_GROUPS, AuditFilter, count_audit, query_audit
 
 
 def _instant(value: str | None, field: str) -> str | None:
@@ -41,33 +42,49 @@ def _after(cursor: str | None) -> int | None:
     return int(cursor)
 
 
+async def audit_filter(
+    request: Request[Actor, Any, Any],
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
+    actor: FromQuery[str | None] = None,
+    principal_type: FromQuery[PrincipalType | None] = None,
+    draft: FromQuery[str | None] = None,
+    action: FromQuery[str | None] = None,
+    outcome: FromQuery[str | None] = None,
+    rule: FromQuery[str | None] = None,
+    policy_revision: FromQuery[str | None] = None,
+    decision: FromQuery[str | None] = None,
+) -> AuditFilter:
+    """The record filters every audit query takes: ``since`` inclusive, ``until`` exclusive."""
+    return AuditFilter(
+        workspace_id=request.user.workspace_id,
+        since=_instant(since, "since"),
+        until=_instant(until, "until"),
+        actor=actor,
+        principal_type=None if principal_type is None else str(principal_type),
+        draft=draft,
+        action=action,
+        outcome=outcome,
+        rule=rule,
+        policy_revision=policy_revision,
+        decision=decision,
+    )
+
+
 class AuditController(Controller):
     path = "/v1/audit"
     tags = ["audit"]
+    dependencies = {"where": Provide(audit_filter)}
 
     @get("/", guards=[requires(Scope.READ)])
     async def search(
         self,
         request: Request[Actor, Any, Any],
-        since: FromQuery[str | None] = None,
-        until: FromQuery[str | None] = None,
-        actor: FromQuery[str | None] = None,
-        draft: FromQuery[str | None] = None,
-        action: FromQuery[str | None] = None,
-        outcome: FromQuery[str | None] = None,
+        where: NamedDependency[AuditFilter],
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> Response[bytes]:
-        """Records of this workspace: ``since`` inclusive, ``until`` exclusive."""
-        where = AuditFilter(
-            workspace_id=request.user.workspace_id,
-            since=_instant(since, "since"),
-            until=_instant(until, "until"),
-            actor=actor,
-            draft=draft,
-            action=action,
-            outcome=outcome,
-        )
+        """Records of this workspace that match every filter given, in sequence order."""
         async with services_of(request).reads.connect() as connection:
             rows = await query_audit(connection, where, after=_after(cursor), limit=limit + 1)
         page = rows[:limit]
@@ -86,6 +103,28 @@ class AuditController(Controller):
             200, msgspec.json.encode(AuditPage(items=items, next_cursor=next_cursor))
         )
 
+    @get("/counts", guards=[requires(Scope.READ)])
+    async def counts(
+        self,
+        request: Request[Actor, Any, Any],
+        where: NamedDependency[AuditFilter],
+        group_by: Annotated[list[str], QueryParameter(min_items=1)],
+    ) -> Response[bytes]:
+        """How many matching records there are per outcome, rule, day, action, principal
+        type or policy revision (``group_by`` repeats to cross them), most first."""
+        for name in group_by:
+            if name not in AUDIT_GROUPS:
+                raise InvalidInput("group_by", f"`{name}` is not one of {', '.join(AUDIT_GROUPS)}")
+        group_by = list(dict.fromkeys(group_by))
+        async with services_of(request).reads.connect() as connection:
+            groups = await count_audit(connection, where, group_by)
+        body = {
+            "group_by": group_by,
+            "total": sum(count for _, count in groups),
+            "groups": [{**keys, "count": count} for keys, count in groups],
+        }
+        return json_response(200, msgspec.json.encode(body))
+
     @get("/checkpoint", guards=[requires(Scope.READ)])
     async def checkpoint(self, request: Request[Actor, Any, Any]) -> Response[bytes]:
         """The newest signed checkpoint: a C2SP tlog-checkpoint note over the whole log."""
@@ -93,6 +132,22 @@ class AuditController(Controller):
         if latest is None:
             raise NotFound("no checkpoint has been signed yet")
         return json_response(200, msgspec.json.encode(_checkpoint_view(latest)))
+
+    @get("/checkpoints", guards=[requires(Scope.READ)])
+    async def list_checkpoints(
+        self,
+        request: Request[Actor, Any, Any],
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> Response[bytes]:
+        """Signed checkpoints, largest tree first; ``cursor`` pages to smaller ones."""
+        found = await services_of(request).audit_log.checkpoints(
+            limit=limit + 1, below=_after(cursor)
+        )
+        page = found[:limit]
+        next_cursor = str(page[-1].tree_size) if len(found) > limit else None
+        body = {"items": [_checkpoint_view(c) for c in page], "next_cursor": next_cursor}
+        return json_response(200, msgspec.json.encode(body))
 
     @post("/checkpoints", guards=[requires(Scope.ADMIN)], status_code=201)
     async def sign_checkpoint(self, request: Request[Actor, Any, Any]) -> Response[bytes]:

@@ -63,6 +63,7 @@ class TokenCreate(_Request, frozen=True, kw_only=True):
 
 
 class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
     action: str
     outcome: str
     allow: bool
@@ -75,6 +76,7 @@ class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def of(cls, decision: Decision, records: list[SealedRecord]) -> DecisionView:
         return cls(
+            id=decision.id,
             action=str(decision.action),
             outcome=decision.result.outcome,
             allow=decision.result.allow,

@@ -299,32 +299,91 @@ class AuditFilter(msgspec.Struct, frozen=True, kw_only=True):
     since: str | None = None
     until: str | None = None
     actor: str | None = None
+    principal_type: str | None = None
     draft: str | None = None
     action: str | None = None
     outcome: str | None = None
+    rule: str | None = None
+    policy_revision: str | None = None
+    decision: str | None = None
+
+
+_rules = schema.audit_record_rules
+
+AUDIT_GROUPS: dict[str, sa.ColumnElement[Any]] = {
+    "outcome": audit_records.c.outcome,
+    "action": audit_records.c.action,
+    "principal_type": audit_records.c.actor_type,
+    "policy_revision": audit_records.c.policy_revision,
+    "day": sa.func.substr(audit_records.c.recorded_at, 1, 10),
+    "rule": _rules.c.rule_id,
+}
+"""What audit counts can be grouped by; ``day`` is the UTC date of ``recorded_at``."""
+
+
+def _audit_conditions(where: AuditFilter) -> list[sa.ColumnElement[bool]]:
+    equal = {
+        audit_records.c.workspace_id: where.workspace_id,
+        audit_records.c.actor_id: where.actor,
+        audit_records.c.actor_type: where.principal_type,
+        audit_records.c.draft_id: where.draft,
+        audit_records.c.action: where.action,
+        audit_records.c.outcome: where.outcome,
+        audit_records.c.policy_revision: where.policy_revision,
+        audit_records.c.decision_id: where.decision,
+    }
+    conditions = [column == value for column, value in equal.items() if value is not None]
+    if where.since is not None:
+        conditions.append(audit_records.c.recorded_at >= where.since)
+    if where.until is not None:
+        conditions.append(audit_records.c.recorded_at < where.until)
+    if where.rule is not None:
+        decided_by = sa.select(_rules.c.seq).where(_rules.c.rule_id == where.rule)
+        conditions.append(audit_records.c.seq.in_(decided_by))
+    return conditions
 
 
 async def query_audit(
     connection: AsyncConnection, where: AuditFilter, *, after: int | None, limit: int
 ) -> list[AnyRow]:
-    query = sa.select(audit_records)
-    conditions = {
-        audit_records.c.workspace_id: where.workspace_id,
-        audit_records.c.actor_id: where.actor,
-        audit_records.c.draft_id: where.draft,
-        audit_records.c.action: where.action,
-        audit_records.c.outcome: where.outcome,
-    }
-    for column, value in conditions.items():
-        if value is not None:
-            query = query.where(column == value)
-    if where.since is not None:
-        query = query.where(audit_records.c.recorded_at >= where.since)
-    if where.until is not None:
-        query = query.where(audit_records.c.recorded_at < where.until)
+    query = sa.select(audit_records).where(*_audit_conditions(where))
     if after is not None:
         query = query.where(audit_records.c.seq > after)
     return list(await connection.execute(query.order_by(audit_records.c.seq).limit(limit)))
+
+
+async def count_audit(
+    connection: AsyncConnection, where: AuditFilter, group_by: list[str]
+) -> list[tuple[dict[str, Any], int]]:
+    """How many records match ``where``, per combination of the ``group_by`` keys, most
+    first. Grouping by rule counts a record once for each rule that decided it."""
+    keys = [AUDIT_GROUPS[name].label(name) for name in group_by]
+    source: sa.FromClause = audit_records
+    if "rule" in group_by:
+        source = audit_records.join(_rules, _rules.c.seq == audit_records.c.seq)
+    count = sa.func.count().label("count")
+    query = (
+        sa.select(*keys, count)
+        .select_from(source)
+        .where(*_audit_conditions(where))
+        .group_by(*keys)
+        .order_by(count.desc(), *keys)
+    )
+    rows = await connection.execute(query)
+    return [
+        ({name: row._mapping[name] for name in group_by}, int(row._mapping["count"]))
+        for row in rows
+    ]
+
+
+async def load_decision_record(
+    connection: AsyncConnection, workspace_id: str, decision_id: str
+) -> AnyRow | None:
+    query = sa.select(audit_records).where(
+        audit_records.c.decision_id == decision_id,
+        audit_records.c.workspace_id == workspace_id,
+    )
+    return (await connection.execute(query)).one_or_none()
 
 
 async def stream_audit_records(

@@ -95,24 +95,29 @@ class AuditLog:
         return checkpoint
 
     async def latest(self) -> Checkpoint | None:
-        async with self._db.connect() as connection:
-            row = (
-                await connection.execute(
-                    sa.select(audit_checkpoints)
-                    .order_by(audit_checkpoints.c.tree_size.desc(), audit_checkpoints.c.id.desc())
-                    .limit(1)
-                )
-            ).one_or_none()
-        if row is None:
-            return None
-        return Checkpoint(
-            origin=row.origin,
-            tree_size=row.tree_size,
-            root_hash=bytes.fromhex(row.root_hash),
-            note=row.note,
-            key_id=row.key_id,
-            created_at=row.created_at,
+        newest = await self.checkpoints(limit=1)
+        return newest[0] if newest else None
+
+    async def checkpoints(self, *, limit: int, below: int | None = None) -> list[Checkpoint]:
+        """Stored checkpoints, largest tree first; ``below`` keeps those smaller than it."""
+        query = sa.select(audit_checkpoints).order_by(
+            audit_checkpoints.c.tree_size.desc(), audit_checkpoints.c.id.desc()
         )
+        if below is not None:
+            query = query.where(audit_checkpoints.c.tree_size < below)
+        async with self._db.connect() as connection:
+            rows = list(await connection.execute(query.limit(limit)))
+        return [
+            Checkpoint(
+                origin=row.origin,
+                tree_size=row.tree_size,
+                root_hash=bytes.fromhex(row.root_hash),
+                note=row.note,
+                key_id=row.key_id,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
 
     async def inclusion(self, workspace_id: str, seq: int, size: int | None) -> dict[str, Any]:
         """The proof that record ``seq`` (of this workspace) is in the log of ``size``."""
