@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from order3.policy.binary import ensure_opa
 from order3.policy.engine import PolicyEngine
 from order3.policy.supervisor import OpaSupervisor
 from order3.storage.database import create_engine, migrate, reader
+from order3.storage.revisions import store_revision
 from order3.workflow.access import AccessWorkflow
 from order3.workflow.audit_log import AuditLog
 from order3.workflow.drafts import DraftWorkflow
@@ -92,7 +94,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             stack.push_async_callback(supervisor.stop)
             opa_url = supervisor.url
         policy = PolicyEngine(
-            opa_url, timeout=settings.opa_timeout, refresh_interval=settings.policy_refresh_seconds
+            opa_url,
+            timeout=settings.opa_timeout,
+            refresh_interval=settings.policy_refresh_seconds,
+            keep_revision=functools.partial(store_revision, db),
         )
         await policy.start()
         stack.push_async_callback(policy.stop)

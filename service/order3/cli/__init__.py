@@ -6,6 +6,7 @@ import click
 
 from order3.cli.audit import audit
 from order3.cli.opa import opa
+from order3.cli.reevaluate import reevaluate
 from order3.cli.serve import serve
 from order3.cli.workspace import workspace
 
@@ -22,4 +23,5 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(workspace)
 main.add_command(audit)
+audit.add_command(reevaluate)
 main.add_command(opa)

@@ -19,6 +19,7 @@ from order3.logging import configure_logging
 from order3.runtime import load_signing_key, open_storage
 from order3.storage.database import create_engine
 from order3.storage.repositories import stream_audit_records
+from order3.storage.revisions import revision_lines
 from order3.workflow.audit_log import AuditLog
 
 
@@ -125,6 +126,7 @@ async def _export(settings: Settings, output: Path) -> None:
         with output.open("wb") as out, progress:
             task = progress.add_task("records", total=checkpoint.tree_size)
             out.write(checkpoint_line(checkpoint))
+            out.writelines([line async for line in revision_lines(db, checkpoint.tree_size)])
             async for record in stream_audit_records(db):
                 if record.seq > checkpoint.tree_size:
                     break

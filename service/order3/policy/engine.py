@@ -1,15 +1,20 @@
 """Asking OPA for decisions, and knowing which policy revision answered.
 
 The policy revision is a hash over what OPA has loaded: the sorted sources of the policy
-modules it reports at ``/v1/policies`` and the policy data under ``data.settings``. It is read when
-the engine starts and refreshed in the background, so a sidecar whose policies change is
-noticed within one refresh interval.
+modules it reports at ``/v1/policies`` and the policy data under ``data.settings`` (see
+`order3.policy.revisions`). It is read when the engine starts and refreshed in the background,
+so a sidecar whose policies change is noticed within one refresh interval.
+
+A revision the engine has not seen before is handed to ``keep_revision`` (the service stores it)
+before any decision names it. Until that succeeds, decisions name no revision at all
+(``unknown``) rather than one that could not be re-run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,14 +22,17 @@ import aiohttp
 import structlog
 from opa_client.opa_async import AsyncOpaClient
 
-from order3.audit.canonical import content_hash
 from order3.domain.decisions import Action, Decision, EngineFailure, parse_result
+from order3.policy.revisions import PolicyRevision, RevisionContent
 
 log = structlog.get_logger(__name__)
 
 DECISION_PACKAGE = "order3"
 DECISION_RULE = "decision"
 SETTINGS_PATH = "settings"
+
+KeepRevision = Callable[[PolicyRevision], Awaitable[object]]
+"""Stores a revision the engine has just seen; raises when it could not."""
 
 
 class EngineFailed(Exception):
@@ -38,7 +46,14 @@ class EngineFailed(Exception):
 class PolicyEngine:
     """Evaluates ``data.order3.decision`` on an OPA server."""
 
-    def __init__(self, url: str, *, timeout: float = 2.0, refresh_interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 2.0,
+        refresh_interval: float = 10.0,
+        keep_revision: KeepRevision | None = None,
+    ) -> None:
         parts = urlsplit(url)
         if (
             parts.scheme not in ("http", "https")
@@ -58,6 +73,8 @@ class PolicyEngine:
         self._timeout = timeout
         self._refresh_interval = refresh_interval
         self._refresher: asyncio.Task[None] | None = None
+        self._keep_revision = keep_revision
+        self._kept: set[str] = set()
         self.revision: str | None = None
         self.engine = "opa"
 
@@ -82,16 +99,31 @@ class PolicyEngine:
             for policy_id in await self._client.get_policies_list():
                 sources.append((await self._client.get_policy(policy_id))["result"]["raw"])
             settings = await self._client.get_data(SETTINGS_PATH, {"provenance": True})
-        # Module ids are file paths, which differ between machines; the sources do not.
-        revision = content_hash({"modules": sorted(sources), "data": settings.get("result")})
         version = settings.get("provenance", {}).get("version")
         engine = f"opa/{version}" if version else "opa"
+        # Module ids are file paths, which differ between machines; the sources do not.
+        loaded = PolicyRevision.of(RevisionContent.of(sources, settings.get("result")), engine)
+        revision = loaded.revision
+        await self._keep(loaded)
         if revision != self.revision or engine != self.engine:
             log.info(
                 "policy.revision_loaded", revision=revision, engine=engine, modules=len(sources)
             )
         self.revision, self.engine = revision, engine
         return revision
+
+    async def _keep(self, loaded: PolicyRevision) -> None:
+        if loaded.revision in self._kept or self._keep_revision is None:
+            return
+        try:
+            await self._keep_revision(loaded)
+        except Exception:
+            # OPA already decides under the new policies; naming the old revision would be
+            # wrong and naming the new one would point at content nobody kept.
+            self.revision = None
+            raise
+        self._kept.add(loaded.revision)
+        log.info("policy.revision_kept", revision=loaded.revision, engine=loaded.engine)
 
     async def _refresh_forever(self) -> None:
         while True:
