@@ -161,9 +161,7 @@ audit_cosignatures = sa.Table(
     "audit_cosignatures",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column(
-        "checkpoint_id", sa.Integer, sa.ForeignKey("audit_checkpoints.id"), nullable=False
-    ),
+    sa.Column("checkpoint_id", sa.Integer, sa.ForeignKey("audit_checkpoints.id"), nullable=False),
     sa.Column("witness", sa.String(200), nullable=False),
     sa.Column("signature_line", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
