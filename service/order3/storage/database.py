@@ -88,7 +88,7 @@ async def migrate(engine: AsyncEngine) -> None:
                 await connection.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                 )
-            await connection.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
+            await connection.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "heads"))
 
 
 def make_revision(connection: sa.Connection, message: str) -> None:
