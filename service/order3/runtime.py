@@ -22,6 +22,7 @@ from order3.policy.supervisor import OpaSupervisor
 from order3.storage.database import create_engine, migrate, reader
 from order3.storage.revisions import store_revision
 from order3.workflow.access import AccessWorkflow
+from order3.workflow.audit_keys import register_signing_key
 from order3.workflow.audit_log import AuditLog
 from order3.workflow.drafts import DraftWorkflow
 
@@ -73,6 +74,7 @@ async def open_storage(
         appender = AuditAppender(db, key, masker=load_masker(settings))
         await appender.start()
         try:
+            await register_signing_key(appender, key)
             yield db, key, appender
         finally:
             await appender.stop()

@@ -14,16 +14,19 @@ the records it covered are still the same ones.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from order3.audit.checkpoints import Checkpoint, open_checkpoint
+from order3.audit.excerpt import verify_excerpt
 from order3.audit.merkle import StreamingRoot, leaf_hash
 from order3.audit.verify import ChainVerifier, Failure, StoredRecord
+from order3.audit.witness import WitnessKey, verify_cosignatures
 
 
 def checkpoint_line(checkpoint: Checkpoint) -> bytes:
@@ -36,7 +39,7 @@ def checkpoint_line(checkpoint: Checkpoint) -> bytes:
                 "root_hash": checkpoint.root_hash.hex(),
                 "key_id": checkpoint.key_id,
                 "created_at": checkpoint.created_at,
-                "note": checkpoint.note,
+                "note": checkpoint.cosigned_note,
             }
         )
         + b"\n"
@@ -63,14 +66,19 @@ class ExportReport(msgspec.Struct, frozen=True, kw_only=True):
 def verify_export(
     lines: Iterable[bytes],
     keys: Mapping[str, Ed25519PublicKey],
-    log_key: Ed25519PublicKey,
+    log_key: Ed25519PublicKey | Iterable[Ed25519PublicKey],
     *,
     earlier_note: str | None = None,
+    witnesses: Sequence[WitnessKey] = (),
+    jobs: int = 1,
 ) -> ExportReport:
     """Verify an export read line by line; memory does not grow with the log.
 
-    ``keys`` are the record keys to trust, by key id; ``log_key`` is the key the checkpoint
-    must be signed with. ``earlier_note`` is a checkpoint the caller saw before.
+    ``keys`` are the record keys to trust, by key id; ``log_key`` is the key, or the keys,
+    one of which must have signed the checkpoint (every key the log used, when it rotated).
+    Each of ``witnesses`` must have cosigned the checkpoint. ``earlier_note`` is a
+    checkpoint the caller saw before. ``jobs`` worker processes check the records (see
+    `ChainVerifier`).
     """
     entries = _parse(lines)
     first = next(entries, None)
@@ -81,14 +89,29 @@ def verify_export(
             root_hash=None,
             problem="the export does not start with a checkpoint",
         )
-    origin = str(first.get("origin", ""))
+    origin, note = str(first.get("origin", "")), str(first.get("note", ""))
+    log_keys = [log_key] if isinstance(log_key, Ed25519PublicKey) else list(log_key)
     try:
-        size, root = open_checkpoint(str(first.get("note", "")), origin, log_key)
-        earlier = None if earlier_note is None else open_checkpoint(earlier_note, origin, log_key)
+        size, root = open_checkpoint(note, origin, log_keys)
+        verify_cosignatures(note, witnesses)
+        earlier = None if earlier_note is None else open_checkpoint(earlier_note, origin, log_keys)
     except ValueError as exc:
         return ExportReport(records=0, tree_size=None, root_hash=None, problem=str(exc))
 
-    chain, tree, earlier_root = ChainVerifier(keys), StreamingRoot(), None
+    entries = _records_ahead(entries)
+    first_record = next(entries, None)
+    if first_record is not None and "proof" in first_record:
+        if earlier is not None:
+            return ExportReport(
+                records=0,
+                tree_size=size,
+                root_hash=root.hex(),
+                problem="an earlier checkpoint is checked against an export of the whole log, "
+                "and this one is filtered",
+            )
+        return _verify_filtered(itertools.chain([first_record], entries), keys, size, root)
+    entries = itertools.chain([first_record] if first_record is not None else [], entries)
+    chain, tree, earlier_root = ChainVerifier(keys, jobs=jobs), StreamingRoot(), None
     for entry in entries:
         if entry.get("type") != "record":
             continue
@@ -129,6 +152,23 @@ def _compare(
             "the log was rewritten or truncated"
         )
     return None
+
+
+def _records_ahead(entries: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The record lines of ``entries``, skipping the lines before them that are no record."""
+    return (entry for entry in entries if entry.get("type") == "record")
+
+
+def _verify_filtered(
+    entries: Iterable[dict[str, Any]],
+    keys: Mapping[str, Ed25519PublicKey],
+    size: int,
+    root: bytes,
+) -> ExportReport:
+    report = verify_excerpt(entries, keys, size, root)
+    return ExportReport(
+        records=report.records, tree_size=size, root_hash=root.hex(), failure=report.failure
+    )
 
 
 def _parse(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:

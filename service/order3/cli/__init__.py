@@ -8,6 +8,7 @@ from order3.cli.audit import audit
 from order3.cli.opa import opa
 from order3.cli.reevaluate import reevaluate
 from order3.cli.serve import serve
+from order3.cli.witness import witness
 from order3.cli.workspace import workspace
 
 
@@ -25,3 +26,4 @@ main.add_command(workspace)
 main.add_command(audit)
 audit.add_command(reevaluate)
 main.add_command(opa)
+main.add_command(witness)

@@ -21,6 +21,7 @@ from order3.config import Settings
 from order3.domain.identifiers import new_id
 from order3.http.access import AccessController
 from order3.http.audit import AuditController
+from order3.http.audit_keys import AuditKeyController
 from order3.http.auth import TokenAuthentication
 from order3.http.decisions import DecisionController
 from order3.http.drafts import DraftController
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DraftController,
             AccessController,
             AuditController,
+            AuditKeyController,
             DecisionController,
         ],
         before_send=[answer_with_request_id],

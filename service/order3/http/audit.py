@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
+import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Stream
 
 from order3.audit.checkpoints import Checkpoint
 from order3.audit.records import utc_timestamp
@@ -20,6 +23,9 @@ from order3.http.auth import requires
 from order3.http.requests import json_response, services_of
 from order3.http.schemas import AuditPage, AuditRecordView
 from order3.storage.repositories import AUDIT_GROUPS, AuditFilter, count_audit, query_audit
+from order3.workflow.audit_export import ExportFormat, export_chunks
+
+log = structlog.get_logger(__name__)
 
 
 def _instant(value: str | None, field: str) -> str | None:
@@ -125,13 +131,41 @@ class AuditController(Controller):
         }
         return json_response(200, msgspec.json.encode(body))
 
+    @get("/export", guards=[requires(Scope.EXPORT)])
+    async def export(
+        self,
+        request: Request[Actor, Any, Any],
+        where: NamedDependency[AuditFilter],
+        fmt: Annotated[ExportFormat, QueryParameter(name="format")] = ExportFormat.JSONL,
+    ) -> Stream:
+        """This workspace's matching records, streamed as JSON Lines (each with its inclusion
+        proof, after the checkpoint it verifies against) or as CSV."""
+        services = services_of(request)
+        checkpoint = await services.audit_log.latest()
+        if checkpoint is None or checkpoint.tree_size < await services.audit_log.size():
+            checkpoint = await services.audit_log.sign_checkpoint()
+
+        async def content() -> AsyncIterator[bytes]:
+            async for chunk in export_chunks(
+                services.audit_log, services.reads, checkpoint, where, fmt
+            ):
+                yield chunk.data
+
+        log.info("audit.exported", tree_size=checkpoint.tree_size, format=str(fmt))
+        filename = f"audit-{checkpoint.tree_size}.{fmt.value}"
+        return Stream(
+            content(),
+            media_type=fmt.media_type,
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
     @get("/checkpoint", guards=[requires(Scope.READ)])
     async def checkpoint(self, request: Request[Actor, Any, Any]) -> Response[bytes]:
         """The newest signed checkpoint: a C2SP tlog-checkpoint note over the whole log."""
         latest = await services_of(request).audit_log.latest()
         if latest is None:
             raise NotFound("no checkpoint has been signed yet")
-        return json_response(200, msgspec.json.encode(_checkpoint_view(latest)))
+        return json_response(200, msgspec.json.encode(checkpoint_view(latest)))
 
     @get("/checkpoints", guards=[requires(Scope.READ)])
     async def list_checkpoints(
@@ -146,14 +180,14 @@ class AuditController(Controller):
         )
         page = found[:limit]
         next_cursor = str(page[-1].tree_size) if len(found) > limit else None
-        body = {"items": [_checkpoint_view(c) for c in page], "next_cursor": next_cursor}
+        body = {"items": [checkpoint_view(c) for c in page], "next_cursor": next_cursor}
         return json_response(200, msgspec.json.encode(body))
 
     @post("/checkpoints", guards=[requires(Scope.ADMIN)], status_code=201)
     async def sign_checkpoint(self, request: Request[Actor, Any, Any]) -> Response[bytes]:
         """Sign a checkpoint of the log as it is now."""
         signed = await services_of(request).audit_log.sign_checkpoint()
-        return json_response(201, msgspec.json.encode(_checkpoint_view(signed)))
+        return json_response(201, msgspec.json.encode(checkpoint_view(signed)))
 
     @get("/records/{seq:int}/proof", guards=[requires(Scope.READ)])
     async def inclusion_proof(
@@ -178,12 +212,14 @@ class AuditController(Controller):
         return json_response(200, msgspec.json.encode(proof))
 
 
-def _checkpoint_view(checkpoint: Checkpoint) -> dict[str, Any]:
+def checkpoint_view(checkpoint: Checkpoint) -> dict[str, Any]:
+    """A checkpoint as served: its note carries the witnesses' cosignature lines too."""
     return {
         "origin": checkpoint.origin,
         "tree_size": checkpoint.tree_size,
         "root_hash": base64.b64encode(checkpoint.root_hash).decode(),
         "key_id": checkpoint.key_id,
         "created_at": checkpoint.created_at,
-        "note": checkpoint.note,
+        "note": checkpoint.cosigned_note,
+        "cosignatures": checkpoint.cosignatures,
     }
