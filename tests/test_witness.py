@@ -38,6 +38,7 @@ from order3.audit.witness import (
 )
 from order3.config import Settings
 from order3.http.app import create_app
+from order3.runtime import open_services
 from support.api import Api, Workspace
 from support.servers import ORDER3, order3_services
 
@@ -334,3 +335,16 @@ def sign(base: str, token: str) -> None:
         base + "/v1/audit/checkpoints", headers={"Authorization": f"Bearer {token}"}, method="POST"
     )
     urllib.request.urlopen(request).close()  # noqa: S310 (a local test server)
+
+
+def test_a_malformed_witness_setting_stops_the_service_at_start(settings: Settings) -> None:
+    """A typo in ORDER3_AUDIT_WITNESSES is named when the service starts, not when a
+    witness first posts."""
+    broken = msgspec.structs.replace(settings, audit_witnesses="not-a-verifier-key")
+
+    async def start() -> None:
+        async with open_services(broken):
+            pass
+
+    with pytest.raises(ValueError, match="ORDER3_AUDIT_WITNESSES"):
+        asyncio.run(start())

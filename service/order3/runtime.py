@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from order3.audit.appender import AuditAppender
 from order3.audit.masking import DecisionMasker, load_or_create_mask_key
 from order3.audit.signing import SigningKey
+from order3.audit.witness import parse_witnesses
 from order3.config import Settings
 from order3.policy.binary import ensure_opa
 from order3.policy.engine import PolicyEngine
@@ -85,6 +86,10 @@ async def open_storage(
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Everything the HTTP service needs, started in order and stopped in reverse."""
+    try:
+        parse_witnesses(settings.audit_witnesses)
+    except ValueError as exc:
+        raise ValueError(f"setting ORDER3_AUDIT_WITNESSES is invalid: {exc}") from None
     async with contextlib.AsyncExitStack() as stack:
         db, key, appender = await stack.enter_async_context(open_storage(settings))
         supervisor, opa_url = None, settings.opa_url
