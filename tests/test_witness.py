@@ -274,11 +274,19 @@ def test_witness_cosign_then_verify_an_export_with_witnesses(
         sign(base, workspace.admin_token)
         second = run(env, *cosign_args, "--url", base)
         served = get(base, workspace.admin_token, "/v1/audit/checkpoint")
+        sign(base, workspace.admin_token)  # the log grows past what the witness saw
 
-    exported = run(env, "audit", "export", "-o", str(export))
+    fresh = tmp_path / "fresh.jsonl"
+    assert run(env, "audit", "export", "-o", str(fresh)).returncode == 0
+    size = str(served["tree_size"])
+    exported = run(env, "audit", "export", "-o", str(export), "--at-checkpoint", size)
+    unknown = run(env, "audit", "export", "-o", str(fresh), "--at-checkpoint", "999999")
     other = WitnessKey("w2.example", Ed25519PrivateKey.generate().public_key()).vkey
     verify = ["audit", "verify", str(export), "--public-key", str(log_key)]
     with_witness = run(env, *verify, "--witness", vkey)
+    fresh_with_witness = run(
+        env, "audit", "verify", str(fresh), "--public-key", str(log_key), "--witness", vkey
+    )
     with_two = run(env, *verify, "--witness", vkey, "--witness", other)
     lines = export.read_text().splitlines()
     checkpoint = json.loads(lines[0])
@@ -299,6 +307,9 @@ def test_witness_cosign_then_verify_an_export_with_witnesses(
     )
     assert exported.returncode == 0, exported.stderr
     assert with_witness.returncode == 0, with_witness.stderr
+    assert fresh_with_witness.returncode == 1  # signed after the witness last looked
+    assert unknown.returncode != 0
+    assert "no checkpoint of tree size 999999" in unknown.stderr
     assert with_two.returncode == 1
     assert "no cosignature by witness w2.example" in with_two.stderr
     assert with_tampered.returncode == 1

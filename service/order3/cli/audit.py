@@ -171,7 +171,19 @@ def _utc_option(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--outcome", help="Only records with this outcome: allowed, denied, error.")
 @click.option("--rule", help="Only decisions this rule id took part in.")
 @click.option("--policy-revision", help="Only decisions under this policy revision.")
-def export_log(output: Path, fmt: str, workspace: str | None, **filters: str | None) -> None:
+@click.option(
+    "--at-checkpoint",
+    type=click.IntRange(min=1),
+    help="Export against the stored checkpoint of this tree size, with the witness "
+    "cosignatures it gathered, instead of signing a new one.",
+)
+def export_log(
+    output: Path,
+    fmt: str,
+    workspace: str | None,
+    at_checkpoint: int | None,
+    **filters: str | None,
+) -> None:
     """Sign a checkpoint and export the records it covers, with the policy revisions.
 
     With no filter the export is the whole log, checked as a chain; with filters each
@@ -180,13 +192,25 @@ def export_log(output: Path, fmt: str, workspace: str | None, **filters: str | N
     settings = Settings.from_env()
     configure_logging("warning", settings.log_format)
     where = AuditFilter(workspace_id=workspace, **filters)
-    asyncio.run(_export(settings, output, ExportFormat(fmt), where))
+    asyncio.run(_export(settings, output, ExportFormat(fmt), where, at_checkpoint))
 
 
-async def _export(settings: Settings, output: Path, fmt: ExportFormat, where: AuditFilter) -> None:
+async def _export(
+    settings: Settings,
+    output: Path,
+    fmt: ExportFormat,
+    where: AuditFilter,
+    at_checkpoint: int | None,
+) -> None:
     async with open_storage(settings) as (db, key, appender):
         log = AuditLog(db, appender, key, settings.audit_origin)
-        checkpoint = await log.sign_checkpoint()
+        if at_checkpoint is None:
+            checkpoint = await log.sign_checkpoint()
+        else:
+            stored = await log.checkpoints(limit=1, below=at_checkpoint + 1)
+            if not stored or stored[0].tree_size != at_checkpoint:
+                raise click.ClickException(f"no checkpoint of tree size {at_checkpoint} is stored")
+            checkpoint = stored[0]
         total = checkpoint.tree_size
         if not is_whole_log(where):
             async with db.connect() as connection:
