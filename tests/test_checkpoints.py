@@ -91,7 +91,11 @@ def test_an_old_checkpoint_is_consistent_with_a_newer_one(api: Api, settings: Se
 def test_a_rewritten_record_breaks_consistency_with_an_earlier_checkpoint(
     tmp_path: Path, opa_url: str
 ) -> None:
-    """Editing a stored record changes the roots, so the old checkpoint no longer links."""
+    """Editing a stored record changes the roots, so the old checkpoint no longer links.
+
+    The service is restarted after the edit: a running process keeps the leaf hashes it has
+    read, so only a process that reads the log afresh sees the rewritten record.
+    """
     from litestar.testing import TestClient
 
     from order3.http.app import create_app
@@ -112,6 +116,8 @@ def test_a_rewritten_record_breaks_consistency_with_an_earlier_checkpoint(
                 "UPDATE audit_records SET body = replace(body, 'Acme Parts', 'Acme Partz') "
                 "WHERE seq = 1"
             )
+    with TestClient(create_app(settings)) as client:
+        api.client = client
         api.submitted()
         new_size, new_root = read_note(
             api.post("admin", "/v1/audit/checkpoints").json()["note"], key

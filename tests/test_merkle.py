@@ -4,10 +4,12 @@ proofs verify for every leaf and size pair in small trees and fail when anything
 from __future__ import annotations
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given, settings
 
 from order3.audit.merkle import (
     EMPTY_ROOT,
+    MerkleTree,
     StreamingRoot,
     consistency_proof,
     inclusion_proof,
@@ -145,3 +147,41 @@ def test_the_streaming_root_matches_the_tree_at_every_size(raw: list[bytes]) -> 
         assert stream.root() == root_hash(leaves[:size])
 
     assert stream.size == len(leaves)
+
+
+@settings(max_examples=60, deadline=None)
+@given(trees, st.integers(1, 4))
+def test_the_cached_tree_gives_the_same_roots_and_proofs(
+    leaves: list[bytes], cache_level: int
+) -> None:
+    """Kept subtree roots change nothing: every root and proof equals the plain functions'."""
+    tree = MerkleTree(cache_level=cache_level)
+
+    tree.extend(leaves)
+
+    assert tree.size == len(leaves)
+    assert tree.root(0) == EMPTY_ROOT
+    for size in range(1, len(leaves) + 1):
+        assert tree.root(size) == root_hash(leaves[:size])
+        for index in range(size):
+            assert tree.inclusion_proof(index, size) == inclusion_proof(index, leaves[:size])
+        for old_size in range(1, size + 1):
+            assert tree.consistency_proof(old_size, size) == consistency_proof(
+                old_size, leaves[:size]
+            )
+
+
+def test_the_cached_tree_matches_the_vectors_and_refuses_sizes_it_lacks() -> None:
+    """The published roots come out of the cached tree too; sizes beyond it are refused."""
+    tree = MerkleTree(cache_level=1)
+    tree.extend(leaf_hash(leaf) for leaf in VECTOR_LEAVES)
+
+    assert [tree.root(size).hex() for size in range(1, 9)] == VECTOR_ROOTS
+    with pytest.raises(ValueError, match="no root at size 9"):
+        tree.root(9)
+    with pytest.raises(ValueError, match="leaf 8 is not in a tree of 8"):
+        tree.inclusion_proof(8, 8)
+    with pytest.raises(ValueError, match="no tree of 9 leaves"):
+        tree.inclusion_proof(0, 9)
+    with pytest.raises(ValueError, match="no consistency proof from 0 to 8"):
+        tree.consistency_proof(0, 8)
