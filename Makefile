@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := test
-.PHONY: venv opa run test lint bench
+.PHONY: venv opa run test lint bench bench-audit
 
 $(BIN)/python:
 	python3 -m venv $(VENV)
@@ -38,3 +38,6 @@ lint: opa
 
 bench: venv
 	$(BIN)/python benchmarks/decisions.py $(BENCH_ARGS)
+
+bench-audit: venv
+	$(BIN)/python benchmarks/audit_log.py $(BENCH_ARGS)
