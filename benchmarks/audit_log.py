@@ -56,6 +56,7 @@ from order3.audit.merkle import StreamingRoot, leaf_hash  # noqa: E402
 from order3.audit.records import AuditEntry, ChainHead, seal  # noqa: E402
 from order3.audit.signing import SigningKey  # noqa: E402
 from order3.audit.verify import ChainVerifier, StoredRecord, available_cores  # noqa: E402
+from order3.logging import configure_logging  # noqa: E402
 from order3.storage.database import create_engine, migrate  # noqa: E402
 from order3.storage.repositories import stream_audit_records  # noqa: E402
 from order3.storage.schema import audit_chain_head, audit_records  # noqa: E402
@@ -327,10 +328,9 @@ async def bench(url: str, name: str, args: argparse.Namespace, workdir: Path) ->
 
 
 def peak_memory() -> Iterator[tuple[str, str]]:
+    # Only this process: a spawned worker's own figure includes the parent it was forked from.
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     yield "peak RSS, this process", f"{own:,.0f} MiB"
-    yield "peak RSS, largest worker or server child", f"{children:,.0f} MiB"
 
 
 def main() -> None:
@@ -343,6 +343,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=available_cores())
     parser.add_argument("--proof-samples", type=int, default=1000)
     args = parser.parse_args()
+    configure_logging("warning", "console")
 
     results: list[Figures] = []
     with TemporaryDirectory(prefix="order3-bench-audit-") as tmp:
