@@ -59,6 +59,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8080
     draft_ttl_days: float = 14.0
     expiry_sweep_seconds: float = 60.0
+    exception_sweep_seconds: float = 300.0
+    """How often every workspace is searched for inventory exceptions."""
+
+    count_drift_percent: float = 5.0
+    count_drift_units: int = 0
+    """A count drifts when it is off the book by more than both: this percent of the book,
+    and this many units."""
+
     log_level: str = "info"
     log_format: str = "console"
 

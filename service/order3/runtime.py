@@ -26,6 +26,7 @@ from order3.workflow.access import AccessWorkflow
 from order3.workflow.audit_keys import register_signing_key
 from order3.workflow.audit_log import AuditLog
 from order3.workflow.drafts import DraftWorkflow
+from order3.workflow.exceptions import sweep_exceptions
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +124,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             drafts=DraftWorkflow(reads, policy, appender, draft_ttl=settings.draft_ttl),
             audit_log=AuditLog(reads, appender, key, settings.audit_origin),
         )
-        for background in (_sweep_expired(services), _sign_checkpoints(services)):
+        for background in (
+            _sweep_expired(services),
+            _sign_checkpoints(services),
+            sweep_exceptions(reads, appender, services.drafts, settings),
+        ):
             stack.callback(asyncio.create_task(background).cancel)
         log.info(
             "service.started",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from order3.cli.audit import audit
+from order3.cli.demo import demo
 from order3.cli.opa import opa
 from order3.cli.reevaluate import reevaluate
 from order3.cli.serve import serve
@@ -23,6 +24,7 @@ def main() -> None:
 
 main.add_command(serve)
 main.add_command(workspace)
+main.add_command(demo)
 main.add_command(audit)
 audit.add_command(reevaluate)
 main.add_command(opa)

@@ -21,6 +21,8 @@ class Scope(enum.StrEnum):
     EXECUTE = "execute"
     EXPORT = "export"
     ADMIN = "admin"
+    SYNC = "sync"
+    """Upsert items, suppliers and purchase orders from another system (``/v1/sync``)."""
 
 
 ROLE_SCOPES: dict[str, frozenset[Scope]] = {
@@ -31,6 +33,7 @@ ROLE_SCOPES: dict[str, frozenset[Scope]] = {
     "operator": frozenset({Scope.READ, Scope.EXECUTE}),
     "auditor": frozenset({Scope.READ, Scope.EXPORT}),
     "admin": frozenset(Scope),
+    "integration": frozenset({Scope.READ, Scope.SYNC}),
 }
 
 

@@ -25,8 +25,11 @@ from order3.http.audit_keys import AuditKeyController
 from order3.http.auth import TokenAuthentication
 from order3.http.decisions import DecisionController
 from order3.http.drafts import DraftController
+from order3.http.exceptions import ExceptionController
+from order3.http.inventory import InventoryController
 from order3.http.problems import EXCEPTION_HANDLERS
 from order3.http.requests import services_of
+from order3.http.sync import SyncController
 from order3.logging import configure_logging
 from order3.runtime import open_services
 
@@ -113,6 +116,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             health,
             DraftController,
+            InventoryController,
+            ExceptionController,
+            SyncController,
             AccessController,
             AuditController,
             AuditKeyController,

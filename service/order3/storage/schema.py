@@ -190,3 +190,235 @@ policy_revisions = sa.Table(
 )
 """Every policy set that decided, content-addressed: ``revision`` is the hash of ``content``
 (RFC 8785 JSON of the modules and the policy data), so a decision can be re-run under it."""
+
+# ---- inventory ------------------------------------------------------------------------------
+# Records are keyed by (workspace_id, id). Each has its owner (principal id and type) and a
+# version that goes up by one with each change. A missing bin is stored as "" so that stock
+# sums and keys need no NULL handling; the API shows it as null.
+
+Code = sa.String(100)
+
+
+def _owned() -> list[sa.Column[object]]:
+    return [
+        sa.Column("owner_id", Id, nullable=False),
+        sa.Column("owner_type", sa.String(20), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("updated_at", Timestamp, nullable=False),
+    ]
+
+
+def _workspace() -> sa.Column[str]:
+    return sa.Column("workspace_id", Id, sa.ForeignKey("workspaces.id"), primary_key=True)
+
+
+items = sa.Table(
+    "items",
+    metadata,
+    _workspace(),
+    sa.Column("sku", Code, primary_key=True),
+    sa.Column("description", sa.String(500), nullable=False),
+    sa.Column("unit", sa.String(20), nullable=False),
+    sa.Column("unit_cost_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("category", sa.String(200), nullable=False),
+    sa.Column("reorder_point", sa.Integer, nullable=False),
+    sa.Column("reorder_quantity", sa.Integer, nullable=False),
+    sa.Column("supplier_id", Code),
+    *_owned(),
+)
+
+locations = sa.Table(
+    "locations",
+    metadata,
+    _workspace(),
+    sa.Column("id", Code, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    *_owned(),
+)
+
+bins = sa.Table(
+    "bins",
+    metadata,
+    sa.Column("workspace_id", Id, primary_key=True),
+    sa.Column("location_id", Code, primary_key=True),
+    sa.Column("code", Code, primary_key=True),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["workspace_id", "location_id"], ["locations.workspace_id", "locations.id"]
+    ),
+)
+
+suppliers = sa.Table(
+    "suppliers",
+    metadata,
+    _workspace(),
+    sa.Column("id", Code, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("lead_time_days", sa.Integer, nullable=False),
+    *_owned(),
+)
+
+supplier_notes = sa.Table(
+    "supplier_notes",
+    metadata,
+    _workspace(),
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("supplier_id", Code, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    *_owned(),
+)
+
+purchase_orders = sa.Table(
+    "purchase_orders",
+    metadata,
+    _workspace(),
+    sa.Column("id", Code, primary_key=True),
+    sa.Column("supplier_id", Code, nullable=False),
+    sa.Column("location_id", Code, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("expected_date", sa.String(10)),
+    *_owned(),
+    sa.Index("ix_purchase_orders_workspace_id_state", "workspace_id", "state"),
+)
+
+purchase_order_lines = sa.Table(
+    "purchase_order_lines",
+    metadata,
+    sa.Column("workspace_id", Id, primary_key=True),
+    sa.Column("purchase_order_id", Code, primary_key=True),
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column("sku", Code, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("unit_cost_minor", sa.BigInteger, nullable=False),
+    sa.Column("received", sa.Integer, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["workspace_id", "purchase_order_id"],
+        ["purchase_orders.workspace_id", "purchase_orders.id"],
+    ),
+)
+
+receipts = sa.Table(
+    "receipts",
+    metadata,
+    _workspace(),
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("purchase_order_id", Code, nullable=False),
+    sa.Column("location_id", Code, nullable=False),
+    sa.Column("closes", sa.Boolean, nullable=False),
+    sa.Column("short", sa.Boolean, nullable=False),
+    *_owned(),
+)
+
+receipt_lines = sa.Table(
+    "receipt_lines",
+    metadata,
+    sa.Column("workspace_id", Id, primary_key=True),
+    sa.Column("receipt_id", Id, primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("line", sa.Integer, nullable=False),
+    sa.Column("sku", Code, nullable=False),
+    sa.Column("bin", Code, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("unit_cost_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["workspace_id", "receipt_id"], ["receipts.workspace_id", "receipts.id"]
+    ),
+)
+
+stock_counts = sa.Table(
+    "stock_counts",
+    metadata,
+    _workspace(),
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("location_id", Code, nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("due_date", sa.String(10)),
+    *_owned(),
+)
+
+stock_count_lines = sa.Table(
+    "stock_count_lines",
+    metadata,
+    sa.Column("workspace_id", Id, primary_key=True),
+    sa.Column("count_id", Id, primary_key=True),
+    sa.Column("sku", Code, primary_key=True),
+    sa.Column("bin", Code, primary_key=True),
+    sa.Column("book", sa.Integer),
+    sa.Column("counted", sa.Integer),
+    sa.ForeignKeyConstraint(
+        ["workspace_id", "count_id"], ["stock_counts.workspace_id", "stock_counts.id"]
+    ),
+)
+
+reservations = sa.Table(
+    "reservations",
+    metadata,
+    _workspace(),
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("sku", Code, nullable=False),
+    sa.Column("location_id", Code, nullable=False),
+    sa.Column("bin", Code, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("reference", sa.Text),
+    *_owned(),
+    sa.Index("ix_reservations_workspace_id_sku_state", "workspace_id", "sku", "state"),
+)
+
+stock_ledger = sa.Table(
+    "stock_ledger",
+    metadata,
+    _workspace(),
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("sku", Code, nullable=False),
+    sa.Column("location_id", Code, nullable=False),
+    sa.Column("bin", Code, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("value_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("reference_type", sa.String(30), nullable=False),
+    sa.Column("reference_id", Id, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("owner_id", Id, nullable=False),
+    sa.Column("owner_type", sa.String(20), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(
+        "ix_stock_ledger_workspace_id_sku_location_id_bin",
+        "workspace_id",
+        "sku",
+        "location_id",
+        "bin",
+    ),
+)
+"""Append-only: movements are inserted and never updated or deleted. On hand and its value
+are sums over it."""
+
+inventory_exceptions = sa.Table(
+    "inventory_exceptions",
+    metadata,
+    _workspace(),
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("condition", sa.String(300), nullable=False),
+    sa.Column("active_condition", sa.String(300)),
+    sa.Column("sku", Code),
+    sa.Column("location_id", Code),
+    sa.Column("supplier_id", Code),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("evidence", Json, nullable=False),
+    sa.Column("dismissal", Json),
+    sa.Column("draft_id", Id),
+    sa.Column("resolved_at", Timestamp),
+    *_owned(),
+    sa.UniqueConstraint("workspace_id", "active_condition"),
+    sa.Index("ix_inventory_exceptions_workspace_id_state", "workspace_id", "state", "id"),
+)
+"""``active_condition`` holds the condition key while the exception is open, drafted, or
+dismissed and still true, and is NULL after: the unique constraint keeps one per condition."""
