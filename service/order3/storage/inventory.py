@@ -232,13 +232,6 @@ async def list_locations(
     return [Location(id=row.id, name=row.name, bins=bins[row.id], **_owned(row)) for row in rows]
 
 
-async def load_location(
-    connection: AsyncConnection, workspace_id: str, location_id: str
-) -> Location | None:
-    found = await list_locations(connection, workspace_id, None, 1_000_000)
-    return next((location for location in found if location.id == location_id), None)
-
-
 async def bin_exists(
     connection: AsyncConnection, workspace_id: str, location_id: str, code: str
 ) -> bool:
