@@ -31,6 +31,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     signing_key_pem: str | None = None
     """The key itself, for deployments that hand secrets over in the environment."""
 
+    bundle_signing_key_file: Path | None = None
+    """PEM (PKCS#8) ECDSA P-256 key that signs policy bundles; ``data_dir/bundle-signing-key.pem``
+    (created on first start) when unset. Never the audit signing key."""
+
+    bundle_signing_key_pem: str | None = None
+    """The bundle signing key itself, for deployments that hand secrets over in the environment."""
+
+    bundle_key_id: str = "order3-bundle"
+    """The ``keyid`` bundles are signed under; OPA's ``keys`` must hold the public key by it."""
+
+    bundle_poll_seconds: int = 2
+    """How often the supervised OPA asks the service for a new bundle."""
+
     token_cache_seconds: float = 1.0
     """How long a process may reuse a token lookup; a revocation through another process
     takes effect within this time (0 looks every token up on every request)."""
@@ -77,6 +90,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def resolved_signing_key_file(self) -> Path:
         return self.signing_key_file or self.data_dir / "audit-signing-key.pem"
+
+    @property
+    def resolved_bundle_signing_key_file(self) -> Path:
+        return self.bundle_signing_key_file or self.data_dir / "bundle-signing-key.pem"
 
     @property
     def draft_ttl(self) -> timedelta:

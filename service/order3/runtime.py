@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from order3.audit.signing import SigningKey
 from order3.audit.witness import parse_witnesses
 from order3.config import Settings
 from order3.policy.binary import ensure_opa
+from order3.policy.bundle_server import LoopbackBundleServer
+from order3.policy.bundles import BundleKey, opa_config, read_modules
 from order3.policy.engine import PolicyEngine
 from order3.policy.supervisor import OpaSupervisor
 from order3.storage.database import create_engine, migrate, reader
@@ -26,6 +29,7 @@ from order3.workflow.access import AccessWorkflow
 from order3.workflow.audit_keys import register_signing_key
 from order3.workflow.audit_log import AuditLog
 from order3.workflow.drafts import DraftWorkflow
+from order3.workflow.policy_data import PolicyDataWorkflow, read_json, revision_is_stored
 from order3.workflow.exceptions import sweep_exceptions
 
 log = structlog.get_logger(__name__)
@@ -43,12 +47,47 @@ class Services:
     access: AccessWorkflow
     drafts: DraftWorkflow
     audit_log: AuditLog
+    policy_data: PolicyDataWorkflow
 
 
 def load_signing_key(settings: Settings) -> SigningKey:
     if settings.signing_key_pem:
         return SigningKey.from_pem(settings.signing_key_pem.encode())
     return SigningKey.load_or_create(settings.resolved_signing_key_file)
+
+
+def load_bundle_key(settings: Settings) -> BundleKey:
+    if settings.bundle_signing_key_pem:
+        return BundleKey.from_pem(settings.bundle_signing_key_pem.encode(), settings.bundle_key_id)
+    return BundleKey.load_or_create(
+        settings.resolved_bundle_signing_key_file, settings.bundle_key_id
+    )
+
+
+async def _start_supervised_opa(
+    settings: Settings, policy_data: PolicyDataWorkflow, stack: contextlib.AsyncExitStack
+) -> OpaSupervisor:
+    """Serve the bundle on loopback, then start an OPA that downloads it from there."""
+    bundles = LoopbackBundleServer(policy_data.bundle)
+    await bundles.start()
+    stack.push_async_callback(bundles.stop)
+    config = opa_config(
+        bundles.url,
+        policy_data.bundle_key,
+        token=bundles.token,
+        poll_seconds=settings.bundle_poll_seconds,
+    )
+    config_file = settings.data_dir / "opa-config.json"
+    config_file.unlink(missing_ok=True)
+    # It holds the loopback token: readable by this user only, from the first byte.
+    with os.fdopen(os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(config)
+    supervisor = OpaSupervisor(
+        ensure_opa(), config_file=config_file, log_path=settings.data_dir / "opa.log"
+    )
+    await supervisor.start()
+    stack.push_async_callback(supervisor.stop)
+    return supervisor
 
 
 def load_masker(settings: Settings) -> DecisionMasker | None:
@@ -93,23 +132,29 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         raise ValueError(f"setting ORDER3_AUDIT_WITNESSES is invalid: {exc}") from None
     async with contextlib.AsyncExitStack() as stack:
         db, key, appender = await stack.enter_async_context(open_storage(settings))
+        reads = reader(db)
+        policy_data = PolicyDataWorkflow(
+            reads,
+            appender,
+            schema=read_json(settings.policy_dir / "settings" / "schema.json"),
+            modules=read_modules(settings.policy_dir),
+            key=load_bundle_key(settings),
+            keep_revision=functools.partial(store_revision, db),
+        )
+        await policy_data.seed(read_json(settings.policy_dir / "settings" / "data.json"))
         supervisor, opa_url = None, settings.opa_url
         if opa_url is None:
-            supervisor = OpaSupervisor(
-                ensure_opa(), settings.policy_dir, log_path=settings.data_dir / "opa.log"
-            )
-            await supervisor.start()
-            stack.push_async_callback(supervisor.stop)
+            supervisor = await _start_supervised_opa(settings, policy_data, stack)
             opa_url = supervisor.url
         policy = PolicyEngine(
             opa_url,
             timeout=settings.opa_timeout,
             refresh_interval=settings.policy_refresh_seconds,
             keep_revision=functools.partial(store_revision, db),
+            is_kept=functools.partial(revision_is_stored, reads),
         )
         await policy.start()
         stack.push_async_callback(policy.stop)
-        reads = reader(db)
         services = Services(
             settings=settings,
             db=db,
@@ -123,6 +168,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             ),
             drafts=DraftWorkflow(reads, policy, appender, draft_ttl=settings.draft_ttl),
             audit_log=AuditLog(reads, appender, key, settings.audit_origin),
+            policy_data=policy_data,
         )
         for background in (
             _sweep_expired(services),

@@ -191,7 +191,8 @@ class OpaServer:
             "--set",
             "decision_logs.console=true",
         ]
-        argv += ["--ignore", "*_test.rego", str(policy_dir)]
+        # schema.json describes the policy data; loaded, it would merge into data.settings.
+        argv += ["--ignore", "*_test.rego", "--ignore", "schema.json", str(policy_dir)]
         with os.fdopen(fd, "wb") as log:
             self._process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT

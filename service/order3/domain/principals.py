@@ -21,9 +21,20 @@ class Scope(enum.StrEnum):
     EXECUTE = "execute"
     EXPORT = "export"
     ADMIN = "admin"
+    BUNDLE = "bundle"
+    """Download the signed policy bundle (an OPA sidecar's token holds only this)."""
+    POLICY = "policy"
+    """Change the policy data, which every workspace decides under."""
     SYNC = "sync"
     """Upsert items, suppliers and purchase orders from another system (``/v1/sync``)."""
 
+
+OPERATOR_SCOPES = frozenset({Scope.POLICY})
+"""Scopes that reach beyond one workspace. No workspace admin holds or grants them: only
+the operator's CLI (`order3 policy-admin`) issues tokens with them."""
+
+OPERATOR_ROLES = frozenset({"policy_admin"})
+"""Roles that grant operator scopes, and so are given only by the operator's CLI."""
 
 ROLE_SCOPES: dict[str, frozenset[Scope]] = {
     "viewer": frozenset({Scope.READ}),
@@ -32,7 +43,9 @@ ROLE_SCOPES: dict[str, frozenset[Scope]] = {
     "finance": frozenset({Scope.READ, Scope.DRAFT, Scope.APPROVE, Scope.EXECUTE}),
     "operator": frozenset({Scope.READ, Scope.EXECUTE}),
     "auditor": frozenset({Scope.READ, Scope.EXPORT}),
-    "admin": frozenset(Scope),
+    "admin": frozenset(Scope) - OPERATOR_SCOPES,
+    "sidecar": frozenset({Scope.BUNDLE}),
+    "policy_admin": frozenset({Scope.READ, Scope.POLICY}),
     "integration": frozenset({Scope.READ, Scope.SYNC}),
 }
 

@@ -25,6 +25,7 @@ from order3.http.audit_keys import AuditKeyController
 from order3.http.auth import TokenAuthentication
 from order3.http.decisions import DecisionController
 from order3.http.drafts import DraftController
+from order3.http.policies import PolicyController
 from order3.http.exceptions import ExceptionController
 from order3.http.inventory import InventoryController
 from order3.http.problems import EXCEPTION_HANDLERS
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuditController,
             AuditKeyController,
             DecisionController,
+            PolicyController,
         ],
         before_send=[answer_with_request_id],
         middleware=[

@@ -2,6 +2,12 @@
 
 OPA runs with console decision logs on: that setting is what makes it return a
 ``decision_id`` with every answer, which the audit trail records.
+
+The service starts it with a configuration file that makes it download the signed policy
+bundle from the service, as a sidecar does (see `order3.policy.bundle_server`); it counts as
+ready only once that bundle is activated (``/health?bundles``), so it never answers with no
+policies loaded. Given a policy directory instead, it loads that directory, which the tests of
+the supervisor itself use.
 """
 
 from __future__ import annotations
@@ -67,14 +73,18 @@ class OpaSupervisor:
     def __init__(
         self,
         binary: Path,
-        policy_dir: Path,
+        policy_dir: Path | None = None,
         *,
+        config_file: Path | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
         log_path: Path | None = None,
     ) -> None:
+        if (policy_dir is None) == (config_file is None):
+            raise ValueError("give OPA either a policy directory or a configuration file")
         self._binary = binary
         self._policy_dir = policy_dir
+        self._config_file = config_file
         self._host = host
         self._port = port if port is not None else free_loopback_port(host)
         self._log_path = log_path
@@ -155,6 +165,12 @@ class OpaSupervisor:
             self._drain = asyncio.create_task(self._drain_output(process.stdout))
 
     def _arguments(self) -> list[str]:
+        if self._config_file is not None:
+            source = ["--config-file", str(self._config_file)]
+        else:
+            assert self._policy_dir is not None
+            # Policy tests are for `opa test`; they do not belong in the deciding policy set.
+            source = ["--ignore", "*_test.rego", "--ignore", "schema.json", str(self._policy_dir)]
         return [
             "run",
             "--server",
@@ -166,10 +182,7 @@ class OpaSupervisor:
             "error",
             "--set",
             "decision_logs.console=true",
-            # Policy tests are for `opa test`; they do not belong in the deciding policy set.
-            "--ignore",
-            "*_test.rego",
-            str(self._policy_dir),
+            *source,
         ]
 
     def _address(self) -> str:
@@ -195,7 +208,7 @@ class OpaSupervisor:
         assert process is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while not await _is_healthy(self.url):
+        while not await _is_healthy(self.url, bundles=self._config_file is not None):
             if process.returncode is not None:
                 await self._finish_drain()
                 raise OpaStartError(self._failure(f"exited with code {process.returncode}"))
@@ -270,12 +283,13 @@ class OpaSupervisor:
                 await drain
 
 
-async def _is_healthy(url: str) -> bool:
+async def _is_healthy(url: str, *, bundles: bool = False) -> bool:
     parts = urlsplit(url)
     https = parts.scheme == "https"
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (443 if https else 80)
-    path = parts.path.rstrip("/") + "/health"
+    # With `bundles`, OPA answers 200 only once every configured bundle is activated.
+    path = parts.path.rstrip("/") + ("/health?bundles" if bundles else "/health")
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=https), _PROBE_TIMEOUT

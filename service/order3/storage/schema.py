@@ -180,6 +180,18 @@ audit_keys = sa.Table(
 """Public keys that have signed records, with their validity windows. Private keys are never
 stored: they come from a file or the environment."""
 
+policy_data_versions = sa.Table(
+    "policy_data_versions",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(71), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("created_by", Id, nullable=False),
+)
+"""Every version of the policy data (``data.settings``), numbered from 1; the highest is the
+current one. ``document`` is its RFC 8785 JSON, ``content_hash`` that text's hash."""
+
 policy_revisions = sa.Table(
     "policy_revisions",
     metadata,

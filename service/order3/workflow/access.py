@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import msgspec
+import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,9 +21,18 @@ from order3.audit.appender import AuditAppender
 from order3.audit.records import AuditEntry, SealedRecord, utc_timestamp
 from order3.domain.errors import InvalidInput, NotFound
 from order3.domain.identifiers import new_id
-from order3.domain.principals import ROLE_SCOPES, Actor, PrincipalType, Scope, scopes_for_roles
+from order3.domain.principals import (
+    OPERATOR_ROLES,
+    OPERATOR_SCOPES,
+    ROLE_SCOPES,
+    Actor,
+    PrincipalType,
+    Scope,
+    scopes_for_roles,
+)
 from order3.storage import repositories as repo
 from order3.storage.idempotency import IdempotencyClaim
+from order3.storage.schema import workspaces
 
 log = structlog.get_logger(__name__)
 
@@ -137,6 +147,48 @@ class AccessWorkflow:
         log.info("workspace.created", workspace_id=workspace_id, principal_id=admin.id)
         return workspace_id, admin, msgspec.structs.replace(token, secret=secret)
 
+    async def create_policy_admin(self, workspace_id: str, name: str) -> tuple[Principal, Token]:
+        """A ``policy_admin`` user in an existing workspace, with a token for it (for the CLI:
+        the only way to hold the `policy` scope).
+
+        Raises:
+            NotFound: There is no such workspace.
+        """
+        async with self._db.connect() as connection:
+            found = await connection.execute(
+                sa.select(workspaces.c.id).where(workspaces.c.id == workspace_id)
+            )
+            if found.first() is None:
+                raise NotFound(f"no workspace {workspace_id}", workspace_id=workspace_id)
+        now = utc_timestamp()
+        principal = Principal(
+            id=new_id("prn"), type="user", name=name, roles=["policy_admin"], created_at=now
+        )
+        scopes = sorted(str(s) for s in ROLE_SCOPES["policy_admin"])
+        token, secret = _new_token(principal, "policy admin token", scopes, now)
+        cli = {"id": "cli", "type": "system"}
+
+        async def store(connection: AsyncConnection) -> tuple[None, list[AuditEntry]]:
+            await _insert_principal(connection, workspace_id, principal)
+            await _insert_token(connection, workspace_id, token, secret)
+            return None, [
+                _entry(
+                    workspace_id,
+                    cli,
+                    "principal.created",
+                    "principal",
+                    principal.id,
+                    _principal_details(principal),
+                ),
+                _entry(
+                    workspace_id, cli, "token.created", "token", token.id, _token_details(token)
+                ),
+            ]
+
+        await self._appender.commit(store)
+        log.info("policy_admin.created", workspace_id=workspace_id, principal_id=principal.id)
+        return principal, msgspec.structs.replace(token, secret=secret)
+
     async def create_principal(
         self,
         actor: Actor,
@@ -150,6 +202,12 @@ class AccessWorkflow:
                 raise InvalidInput(
                     f"$.roles[{index}]",
                     f"unknown role `{role}`; known: {', '.join(sorted(ROLE_SCOPES))}",
+                )
+            if role in OPERATOR_ROLES:
+                raise InvalidInput(
+                    f"$.roles[{index}]",
+                    f"the role `{role}` reaches beyond this workspace; "
+                    "only the operator grants it, with `order3 policy-admin create`",
                 )
         principal = Principal(
             id=new_id("prn"),
@@ -195,7 +253,14 @@ class AccessWorkflow:
         if row is None:
             raise InvalidInput("$.principal_id", f"no principal {principal_id} in this workspace")
         granted = scopes_for_roles(row.roles)
-        wanted = granted if scopes is None else frozenset(scopes)
+        wanted = granted - OPERATOR_SCOPES if scopes is None else frozenset(scopes)
+        operator = sorted(str(s) for s in wanted & OPERATOR_SCOPES)
+        if operator:
+            raise InvalidInput(
+                "$.scopes",
+                f"{', '.join(operator)} reaches beyond this workspace; only the operator "
+                "issues it, with `order3 policy-admin create`",
+            )
         beyond = sorted(str(s) for s in wanted - granted)
         if beyond:
             raise InvalidInput(
