@@ -17,7 +17,9 @@ def test_submitted_draft_is_pending_with_what_the_policy_requires(api: Api) -> N
     assert body["draft"]["amount"] == {"minor_units": 125000, "currency": "USD"}
     assert body["draft"]["requester"] == {"id": api.id("bot"), "type": "agent"}
     assert body["decision"]["outcome"] == "allowed"
-    assert body["decision"]["required"] == [{"role": "manager", "count": 1}]
+    assert body["decision"]["required"] == [
+        {"role": "manager", "count": 1, "excluded": [api.id("bot")]}
+    ]
     assert body["decision"]["reasons"][0]["rule"] == "submit.accepted"
     assert body["decision"]["policy_revision"].startswith("sha256:")
     assert body["decision"]["decision_id"]
@@ -78,7 +80,9 @@ def test_large_draft_needs_manager_and_finance(api: Api) -> None:
     after_finance = api.approve("fay", draft_id, "finance")
 
     assert after_manager.json()["draft"]["state"] == "pending"
-    assert after_manager.json()["draft"]["required"] == [{"role": "finance", "count": 1}]
+    assert after_manager.json()["draft"]["required"] == [
+        {"role": "finance", "count": 1, "excluded": sorted([api.id("bot"), api.id("mia")])}
+    ]
     assert early_execute.status_code == 409
     assert after_finance.json()["draft"]["state"] == "approved"
 
@@ -107,7 +111,10 @@ def test_patch_drops_approvals_given_to_the_old_content(api: Api) -> None:
     assert patched.status_code == 200
     assert after["content_hash"] != before["content_hash"]
     assert [a["current"] for a in after["approvals"]] == [False]
-    assert after["required"] == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+    assert [(r["role"], r["count"], r["excluded"]) for r in after["required"]] == [
+        ("finance", 1, [api.id("sam")]),
+        ("manager", 1, [api.id("sam")]),
+    ]
     assert api.approve("fay", draft_id, "finance").json()["draft"]["state"] == "pending"
 
 
@@ -311,7 +318,9 @@ def test_a_patch_that_changes_nothing_keeps_its_approvals(api: Api) -> None:
 
     patched = api.patch("sam", f"/v1/drafts/{draft_id}", {"rationale": rationale})
 
-    assert patched.json()["draft"]["required"] == [{"role": "finance", "count": 1}]
+    assert patched.json()["draft"]["required"] == [
+        {"role": "finance", "count": 1, "excluded": sorted([api.id("sam"), api.id("mia")])}
+    ]
     assert api.approve("fay", draft_id, "finance").json()["draft"]["state"] == "approved"
 
 

@@ -2,19 +2,28 @@
 # title: Order3 approval decision
 # description: >-
 #   Entrypoint data.order3.decision for the Order3 Approvals service (see
-#   docs/policy-contract.md). Composes spend, duties and execution rules;
+#   docs/policy-contract.md). Composes the spend, quorum, duties, supplier,
+#   budget, agent, approval and execution rules and the pending-draft workflow;
 #   allows only when no deny rule fires, and fails closed otherwise.
 package order3
 
+import data.order3.agents
+import data.order3.approvals
+import data.order3.budgets
 import data.order3.duties
 import data.order3.execution
+import data.order3.quorum
 import data.order3.spend
+import data.order3.suppliers
+import data.order3.workflow
 
 decision := {
 	"allow": allow,
 	"outcome": outcome,
 	"reasons": reasons,
 	"required": required,
+	"expires_at": expires_at,
+	"escalation": escalation,
 }
 
 default allow := false
@@ -25,29 +34,39 @@ outcome := "allowed" if {
 	allow
 } else := "denied"
 
+# When allowed: the allow reason, then every rule that raised the requirement.
 reasons := _denials if {
 	count(_denials) > 0
-} else := _accepts
+} else := array.concat([r | some r in _accepts], _shaped_by)
 
-# Approvals still needed after this action, as [{role, count}] sorted by role.
+# A pending draft's expiry and escalation, set by an allowed submit or patch only.
+default expires_at := null
+
+expires_at := workflow.expires_at if _sets_workflow
+
+default escalation := null
+
+escalation := workflow.escalation if _sets_workflow
+
+# Approvals still needed after this action, as [{role, count, excluded}] sorted by role.
 default required := []
 
-required := _as_list(spend.requirement) if input.action == "submit"
+required := _as_list(quorum.requirement, quorum.excluded) if input.action == "submit"
 
 # A patch that leaves the content as it was keeps the approvals bound to it.
-required := _as_list(execution.missing) if input.action == "patch"
+required := _as_list(execution.missing, quorum.excluded) if input.action == "patch"
 
-required := _as_list(_missing_if_counted) if {
+required := _as_list(_missing_if_counted, quorum.excluded | {input.actor.id}) if {
 	input.action == "approve"
 	allow
 }
 
-required := _as_list(execution.missing) if {
+required := _as_list(execution.missing, quorum.excluded) if {
 	input.action == "approve"
 	not allow
 }
 
-required := _as_list(execution.missing) if input.action == "execute"
+required := _as_list(execution.missing, quorum.excluded) if input.action == "execute"
 
 # METADATA
 # title: Unknown action
@@ -118,7 +137,7 @@ deny contains reason if {
 #   id: approval.role_not_required
 deny contains reason if {
 	input.action == "approve"
-	spend.requirement
+	quorum.requirement
 
 	role := input.approval.role
 	is_string(role)
@@ -210,13 +229,28 @@ default _action := null
 
 _action := input.action
 
-_denials := ((deny | spend.deny) | duties.deny) | execution.deny
+_denials := union({
+	deny, spend.deny, quorum.deny, duties.deny, suppliers.deny, budgets.deny,
+	agents.deny, approvals.deny, execution.deny, workflow.deny,
+})
 
 _accepts := accept | execution.accept
 
 default _requirement := {}
 
-_requirement := spend.requirement
+_requirement := quorum.requirement
+
+_sets_workflow if {
+	allow
+	input.action in {"submit", "patch"}
+}
+
+# The rules that raised the requirement above the spend tier, as reasons.
+default _shaped_by := []
+
+_shaped_by := [{"rule": item.rule, "message": item.message} | some item in quorum.contributions] if {
+	input.action in {"submit", "patch", "approve", "execute"}
+}
 
 # What is still missing once the approval being decided is counted.
 _missing_if_counted[role] := left if {
@@ -247,6 +281,8 @@ _input_problems contains "draft.requester.id must be a string" if not _shape.req
 
 _input_problems contains "approvals must be an array" if not _shape.approvals
 
+_input_problems contains "context.now must be an RFC 3339 time" if not _shape.now
+
 _input_problems contains msg if {
 	input.action in {"approve", "reject"}
 	not _shape.verdict
@@ -266,9 +302,11 @@ _shape["requester_id"] if is_string(input.draft.requester.id)
 
 _shape["approvals"] if is_array(input.approvals)
 
+_shape["now"] if time.parse_rfc3339_ns(input.context.now)
+
 _shape["verdict"] if input.approval.verdict == input.action
 
-_as_list(counts) := [{"role": role, "count": counts[role]} | some role in sort(object.keys(counts))]
+_as_list(counts, excluded) := [{"role": role, "count": counts[role], "excluded": sort(excluded)} | some role in sort(object.keys(counts))]
 
 _describe(counts) := "nothing" if count(counts) == 0
 

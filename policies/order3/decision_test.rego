@@ -14,7 +14,14 @@ _draft := {
 	"payload": {"supplier_id": "sup_1", "location_id": "loc_1", "currency": "USD", "lines": []},
 	"rationale": "Stock of SKU-1 is below its reorder point.",
 	"affected_records": [{"type": "item", "id": "SKU-1"}],
-	"created_at": "2026-12-03T10:00:00Z",
+	"created_at": "2026-12-03T10:00:00.000000Z",
+}
+
+_context := {
+	"now": "2026-12-03T10:06:00.000000Z",
+	"supplier": null,
+	"location_spend": {"location_id": "loc_1", "month": "2026-12", "currency": "USD", "executed_minor_units": 0},
+	"requester_daily_spend": {"day": "2026-12-03", "currency": "USD", "submitted_minor_units": 0},
 }
 
 _agent := {"id": "prn_agent", "type": "agent", "roles": [], "scopes": ["read", "submit"]}
@@ -39,7 +46,7 @@ _input(action, actor, approval, approvals) := {
 	"actor": actor,
 	"approval": approval,
 	"approvals": approvals,
-	"context": {"now": "2026-12-03T10:06:00Z"},
+	"context": _context,
 }
 
 _with_amount(inp, minor) := object.union(inp, {"draft": {"amount": {"minor_units": minor}}})
@@ -47,6 +54,9 @@ _with_amount(inp, minor) := object.union(inp, {"draft": {"amount": {"minor_units
 _approve_as(role) := {"verdict": "approve", "role": role}
 
 _ids(decision) := {r.rule | some r in decision.reasons}
+
+# The requirement without its exclusions, as [{role, count}].
+_needs(decision) := [{"role": q.role, "count": q.count} | some q in decision.required]
 
 # The result always has the contract's shape.
 _well_formed(d) if {
@@ -60,8 +70,26 @@ _well_formed(d) if {
 	every q in d.required {
 		is_string(q.role)
 		q.count > 0
+		is_array(q.excluded)
 	}
+	_workflow_well_formed(d)
 }
+
+# A denial sets no workflow; an expiry is a time, and an escalation comes before it.
+_workflow_well_formed(d) if {
+	d.expires_at == null
+	d.escalation == null
+}
+
+_workflow_well_formed(d) if {
+	d.allow
+	time.parse_rfc3339_ns(d.expires_at)
+	_escalation_before_expiry(d)
+}
+
+_escalation_before_expiry(d) if d.escalation == null
+
+_escalation_before_expiry(d) if time.parse_rfc3339_ns(d.escalation.at) < time.parse_rfc3339_ns(d.expires_at)
 
 # --- submit / patch ------------------------------------------------------------------
 
@@ -72,26 +100,36 @@ test_allowed_submit_by_agent if {
 	d.allow == true
 	d.outcome == "allowed"
 	_ids(d) == {"submit.accepted"}
-	d.required == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+	_needs(d) == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
 }
 
 test_allowed_submit_one_below_tier if {
 	d := order3.decision with input as _with_amount(_input("submit", _agent, null, []), 499999)
+		with data.settings.two_person.from_minor_units as {}
 
 	d.allow == true
-	d.required == [{"role": "manager", "count": 1}]
+	_needs(d) == [{"role": "manager", "count": 1}]
+}
+
+test_allowed_submit_one_below_tier_is_two_person if {
+	d := order3.decision with input as _with_amount(_input("submit", _agent, null, []), 499999)
+
+	d.allow == true
+	_ids(d) == {"submit.accepted", "quorum.two_person"}
+	d.reasons[0].rule == "submit.accepted"
+	_needs(d) == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
 }
 
 test_allowed_submit_at_tier if {
 	d := order3.decision with input as _with_amount(_input("submit", _agent, null, []), 500000)
 
-	d.required == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+	_needs(d) == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
 }
 
 test_allowed_submit_above_tier if {
 	d := order3.decision with input as _with_amount(_input("submit", _agent, null, []), 500001)
 
-	d.required == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+	_needs(d) == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
 }
 
 test_allowed_submit_count_task_without_amount if {
@@ -102,7 +140,7 @@ test_allowed_submit_count_task_without_amount if {
 	d := order3.decision with input as inp
 
 	d.allow == true
-	d.required == [{"role": "manager", "count": 1}]
+	_needs(d) == [{"role": "manager", "count": 1}]
 }
 
 test_allowed_submit_supplier_note_without_amount if {
@@ -113,7 +151,7 @@ test_allowed_submit_supplier_note_without_amount if {
 	d := order3.decision with input as inp
 
 	d.allow == true
-	d.required == [{"role": "manager", "count": 1}]
+	_needs(d) == [{"role": "manager", "count": 1}]
 }
 
 test_denied_submit_purchase_order_without_amount if {
@@ -125,21 +163,25 @@ test_denied_submit_purchase_order_without_amount if {
 }
 
 test_denied_submit_currency_not_configured if {
-	inp := object.union(_input("submit", _agent, null, []), {"draft": {"amount": {"currency": "JPY"}}})
+	inp := json.patch(_input("submit", _agent, null, []), [
+		{"op": "replace", "path": "/draft/amount/currency", "value": "JPY"},
+		{"op": "replace", "path": "/context/location_spend/currency", "value": "JPY"},
+		{"op": "replace", "path": "/context/requester_daily_spend/currency", "value": "JPY"},
+	])
 	d := order3.decision with input as inp
 
 	_well_formed(d)
 	d.allow == false
 	d.outcome == "denied"
-	_ids(d) == {"spend.currency_not_configured"}
-	d.required == []
+	_ids(d) == {"spend.currency_not_configured", "agents.daily_limit_not_configured", "budgets.not_configured"}
+	_needs(d) == []
 }
 
 test_allowed_patch_by_requester if {
 	d := order3.decision with input as _input("patch", _agent, null, [])
 
 	_ids(d) == {"patch.accepted"}
-	d.required == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+	_needs(d) == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
 }
 
 test_allowed_patch_keeps_approvals_bound_to_unchanged_content if {
@@ -147,7 +189,7 @@ test_allowed_patch_keeps_approvals_bound_to_unchanged_content if {
 	d := order3.decision with input as inp
 
 	_ids(d) == {"patch.accepted"}
-	d.required == [{"role": "finance", "count": 1}]
+	_needs(d) == [{"role": "finance", "count": 1}]
 }
 
 test_denied_patch_by_stranger if {
@@ -165,14 +207,14 @@ test_allowed_approve_contract_example_completes if {
 	_well_formed(d)
 	d.allow == true
 	_ids(d) == {"approval.counted"}
-	d.required == []
+	_needs(d) == []
 }
 
 test_allowed_approve_first_of_two if {
 	d := order3.decision with input as _input("approve", _manager, _approve_as("manager"), [])
 
 	d.allow == true
-	d.required == [{"role": "finance", "count": 1}]
+	_needs(d) == [{"role": "finance", "count": 1}]
 }
 
 test_denied_approve_by_agent if {
@@ -180,7 +222,7 @@ test_denied_approve_by_agent if {
 	d := order3.decision with input as _input("approve", agent, _approve_as("manager"), [])
 
 	_ids(d) == {"duties.agent_cannot_approve"}
-	d.required == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+	_needs(d) == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
 }
 
 test_denied_approve_by_agent_requester_lists_both if {
@@ -204,7 +246,7 @@ test_denied_approve_twice_by_same_approver if {
 	d := order3.decision with input as inp
 
 	_ids(d) == {"duties.duplicate_approver"}
-	d.required == [{"role": "finance", "count": 1}]
+	_needs(d) == [{"role": "finance", "count": 1}]
 }
 
 test_denied_approve_second_manager_not_required if {
@@ -213,7 +255,7 @@ test_denied_approve_second_manager_not_required if {
 	d := order3.decision with input as inp
 
 	_ids(d) == {"approval.role_not_required"}
-	d.required == []
+	_needs(d) == []
 }
 
 test_denied_approve_without_role if {
@@ -262,7 +304,7 @@ test_allowed_approve_count_task_without_amount if {
 	d := order3.decision with input as inp
 
 	d.allow == true
-	d.required == []
+	_needs(d) == []
 }
 
 # --- reject ----------------------------------------------------------------------
@@ -272,7 +314,7 @@ test_allowed_reject_by_manager if {
 
 	_well_formed(d)
 	_ids(d) == {"reject.accepted"}
-	d.required == []
+	_needs(d) == []
 }
 
 test_denied_reject_by_requester_agent if {
@@ -280,7 +322,7 @@ test_denied_reject_by_requester_agent if {
 	d := order3.decision with input as _input("reject", agent, {"verdict": "reject", "role": null}, [])
 
 	_ids(d) == {"duties.agent_cannot_reject", "duties.requester_cannot_reject"}
-	d.required == []
+	_needs(d) == []
 }
 
 # --- execute ---------------------------------------------------------------------
@@ -291,7 +333,7 @@ test_allowed_execute_complete if {
 
 	_well_formed(d)
 	_ids(d) == {"execution.approvals_complete"}
-	d.required == []
+	_needs(d) == []
 }
 
 test_denied_execute_incomplete if {
@@ -299,7 +341,7 @@ test_denied_execute_incomplete if {
 
 	_well_formed(d)
 	_ids(d) == {"execution.approvals_incomplete"}
-	d.required == [{"role": "finance", "count": 1}]
+	_needs(d) == [{"role": "finance", "count": 1}]
 }
 
 test_denied_execute_when_currency_removed if {
@@ -317,7 +359,7 @@ test_allowed_dismiss_by_owner if {
 	d := order3.decision with input as _input("dismiss", _manager, null, [])
 
 	_ids(d) == {"dismiss.accepted"}
-	d.required == []
+	_needs(d) == []
 }
 
 test_allowed_dismiss_by_requester if {
@@ -330,7 +372,7 @@ test_denied_dismiss_by_stranger if {
 	d := order3.decision with input as _input("dismiss", _stranger, null, [])
 
 	_ids(d) == {"duties.dismiss_not_permitted"}
-	d.required == []
+	_needs(d) == []
 }
 
 # --- fail closed -------------------------------------------------------------------
@@ -340,7 +382,7 @@ test_denied_unknown_action if {
 
 	_well_formed(d)
 	_ids(d) == {"decision.unknown_action"}
-	d.required == []
+	_needs(d) == []
 }
 
 test_denied_empty_input if {
@@ -382,4 +424,169 @@ test_denied_approve_actor_without_roles if {
 	d := order3.decision with input as _input("approve", actor, _approve_as("manager"), [])
 
 	_ids(d) == {"decision.input_invalid", "duties.not_an_approver", "duties.role_not_held"}
+}
+
+# --- the workflow the policy decides ------------------------------------------------
+
+test_allowed_submit_sets_expiry_and_escalation_from_created_at if {
+	d := order3.decision with input as _input("submit", _agent, null, [])
+
+	_well_formed(d)
+	d.expires_at == "2026-12-17T10:00:00.000000Z"
+	d.escalation == {"at": "2026-12-06T10:00:00.000000Z", "to_role": "admin"}
+}
+
+test_allowed_patch_keeps_the_expiry_of_the_draft if {
+	d := order3.decision with input as _input("patch", _agent, null, [])
+
+	d.expires_at == "2026-12-17T10:00:00.000000Z"
+}
+
+test_denied_submit_sets_no_workflow if {
+	d := order3.decision with input as _input("submit", _stranger, null, [])
+		with data.settings.approval_tiers as {}
+
+	d.allow == false
+	d.expires_at == null
+	d.escalation == null
+}
+
+test_allowed_other_actions_set_no_workflow if {
+	approvals := [_recorded(_manager, "manager"), _recorded(_finance, "finance")]
+
+	every action in ["execute", "dismiss"] {
+		d := order3.decision with input as _input(action, _manager, null, approvals)
+
+		d.allow == true
+		d.expires_at == null
+		d.escalation == null
+	}
+}
+
+test_denied_submit_without_created_at if {
+	inp := json.remove(_input("submit", _agent, null, []), ["draft/created_at"])
+	d := order3.decision with input as inp
+
+	_well_formed(d)
+	_ids(d) == {"workflow.expiry_unavailable"}
+}
+
+test_denied_without_context_now if {
+	inp := json.remove(_input("dismiss", _manager, null, []), ["context/now"])
+	d := order3.decision with input as inp
+
+	_ids(d) == {"decision.input_invalid"}
+	some r in d.reasons
+	contains(r.message, "context.now must be an RFC 3339 time")
+}
+
+# --- exclusions --------------------------------------------------------------------
+
+test_allowed_submit_excludes_the_requester if {
+	d := order3.decision with input as _input("submit", _agent, null, [])
+
+	every q in d.required {
+		q.excluded == ["prn_agent"]
+	}
+}
+
+test_allowed_approve_excludes_who_approved if {
+	d := order3.decision with input as _input("approve", _manager, _approve_as("manager"), [])
+
+	d.required == [{"role": "finance", "count": 1, "excluded": ["prn_agent", "prn_manager"]}]
+}
+
+test_allowed_submit_excludes_the_supplier_creator if {
+	inp := object.union(_input("submit", _agent, null, []), {"context": {"supplier": {"id": "sup_1", "status": "active", "created_by": "prn_clerk"}}})
+	d := order3.decision with input as inp
+
+	every q in d.required {
+		q.excluded == ["prn_agent", "prn_clerk"]
+	}
+}
+
+test_denied_approve_by_supplier_creator if {
+	inp := object.union(_input("approve", _manager, _approve_as("manager"), []), {"context": {"supplier": {"id": "sup_1", "status": "active", "created_by": "prn_manager"}}})
+	d := order3.decision with input as inp
+
+	_ids(d) == {"suppliers.creator_cannot_approve"}
+	d.required[0].excluded == ["prn_agent", "prn_manager"]
+}
+
+test_denied_execute_when_creator_approved if {
+	approvals := [_recorded(_manager, "manager"), _recorded(_finance, "finance")]
+	inp := object.union(_input("execute", _agent, null, approvals), {"context": {"supplier": {"id": "sup_1", "status": "active", "created_by": "prn_finance"}}})
+	d := order3.decision with input as inp
+
+	_ids(d) == {"execution.approvals_incomplete"}
+	_needs(d) == [{"role": "finance", "count": 1}]
+}
+
+# --- composed rules ----------------------------------------------------------------
+
+test_denied_submit_to_blocked_supplier if {
+	blocked := data.settings.suppliers.blocked[0]
+	d := order3.decision with input as object.union(_input("submit", _agent, null, []), {"draft": {"payload": {"supplier_id": blocked}}})
+
+	_well_formed(d)
+	_ids(d) == {"suppliers.blocked"}
+}
+
+test_allowed_submit_to_supplier_on_hold_reports_why_finance if {
+	on_hold := data.settings.suppliers.on_hold[0]
+	inp := _with_amount(object.union(_input("submit", _agent, null, []), {"draft": {"payload": {"supplier_id": on_hold}}}), 100)
+	d := order3.decision with input as inp
+
+	[r.rule | some r in d.reasons] == ["submit.accepted", "suppliers.on_hold_needs_finance"]
+	_needs(d) == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+}
+
+test_allowed_approve_above_quorum_overlay_reports_it if {
+	overlay := data.settings.quorum.USD[0]
+	prior := [_recorded(_finance, "finance"), _recorded({"id": "prn_fred", "type": "user", "roles": ["finance"]}, "finance")]
+	third := {"id": "prn_fiona", "type": "user", "roles": ["finance"]}
+	inp := _with_amount(_input("approve", third, _approve_as("finance"), prior), overlay.from_minor_units)
+	d := order3.decision with input as inp
+
+	d.allow == true
+	[r.rule | some r in d.reasons] == ["approval.counted", "quorum.minimum_roles"]
+	d.required == []
+}
+
+test_denied_execute_over_location_budget if {
+	approvals := [_recorded(_manager, "manager"), _recorded(_finance, "finance")]
+	budget := data.settings.location_budgets.default.USD
+	inp := object.union(_input("execute", _manager, null, approvals), {"context": {"location_spend": {"executed_minor_units": budget}}})
+	d := order3.decision with input as inp
+
+	_ids(d) == {"budgets.monthly_budget_exceeded"}
+}
+
+test_denied_submit_over_agent_daily_limit if {
+	limit := data.settings.agents.daily_spend_limit.USD
+	inp := object.union(_input("submit", _agent, null, []), {"context": {"requester_daily_spend": {"submitted_minor_units": limit}}})
+	d := order3.decision with input as inp
+
+	_ids(d) == {"agents.daily_spend_exceeded"}
+}
+
+test_denied_execute_with_lapsed_approval if {
+	old := object.union(_recorded(_manager, "manager"), {"decided_at": "2026-11-01T10:00:00Z"})
+	d := order3.decision with input as _input("execute", _agent, null, [old, _recorded(_finance, "finance")])
+
+	_ids(d) == {"approvals.expired", "execution.approvals_incomplete"}
+	_needs(d) == [{"role": "manager", "count": 1}]
+}
+
+test_allowed_submit_large_adjustment_needs_finance if {
+	inp := json.patch(_input("submit", _manager, null, []), [
+		{"op": "replace", "path": "/draft/kind", "value": "adjustment"},
+		{"op": "replace", "path": "/draft/requester", "value": {"id": "prn_manager", "type": "user"}},
+		{"op": "replace", "path": "/draft/amount/minor_units", "value": data.settings.adjustments.from_minor_units.USD},
+		{"op": "replace", "path": "/draft/payload", "value": {"sku": "SKU-1", "location_id": "loc_1", "quantity_delta": -1, "reason_code": "damaged", "unit_cost": {"minor_units": data.settings.adjustments.from_minor_units.USD, "currency": "USD"}}},
+	])
+	d := order3.decision with input as inp
+
+	[r.rule | some r in d.reasons] == ["submit.accepted", "adjustments.finance_required"]
+	_needs(d) == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
 }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -70,8 +69,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     host: str = "127.0.0.1"
     port: int = 8080
-    draft_ttl_days: float = 14.0
     expiry_sweep_seconds: float = 60.0
+    """How often each process expires and escalates pending drafts (the policy sets when)."""
     exception_sweep_seconds: float = 300.0
     """How often every workspace is searched for inventory exceptions."""
 
@@ -94,10 +93,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def resolved_bundle_signing_key_file(self) -> Path:
         return self.bundle_signing_key_file or self.data_dir / "bundle-signing-key.pem"
-
-    @property
-    def draft_ttl(self) -> timedelta:
-        return timedelta(days=self.draft_ttl_days)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

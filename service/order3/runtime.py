@@ -29,8 +29,8 @@ from order3.workflow.access import AccessWorkflow
 from order3.workflow.audit_keys import register_signing_key
 from order3.workflow.audit_log import AuditLog
 from order3.workflow.drafts import DraftWorkflow
-from order3.workflow.policy_data import PolicyDataWorkflow, read_json, revision_is_stored
 from order3.workflow.exceptions import sweep_exceptions
+from order3.workflow.policy_data import PolicyDataWorkflow, read_json, revision_is_stored
 
 log = structlog.get_logger(__name__)
 
@@ -166,7 +166,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             access=AccessWorkflow(
                 reads, appender, token_cache_seconds=settings.token_cache_seconds
             ),
-            drafts=DraftWorkflow(reads, policy, appender, draft_ttl=settings.draft_ttl),
+            drafts=DraftWorkflow(reads, policy, appender),
             audit_log=AuditLog(reads, appender, key, settings.audit_origin),
             policy_data=policy_data,
         )
@@ -206,9 +206,11 @@ async def _sign_checkpoints(services: Services) -> None:
 
 
 async def _sweep_expired(services: Services) -> None:
+    """Escalate, then expire, the pending drafts whose time the policy set has come."""
     while True:
         await asyncio.sleep(services.settings.expiry_sweep_seconds)
         try:
+            await services.drafts.escalate_due()
             await services.drafts.expire_due()
         except Exception as exc:
             log.warning("draft.expiry_sweep_failed", error=repr(exc))

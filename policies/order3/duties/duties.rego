@@ -6,14 +6,19 @@
 #   only in a role they hold.
 package order3.duties
 
+import data.order3.approvals
+import data.order3.suppliers
+
 # independent_approval(approval) holds when a recorded approval still satisfies
-# separation of duties: not given by the requester or an agent, in an approver
-# role the approver holds.
+# separation of duties: not given by the requester, an agent or the supplier's creator,
+# in an approver role the approver holds.
 independent_approval(approval) if {
 	approval.approver.id != input.draft.requester.id
 	approval.approver.type != "agent"
 	approval.role in approval.approver.roles
 	approval.role in data.settings.approver_roles
+
+	not _created_supplier(approval.approver.id)
 }
 
 # METADATA
@@ -78,7 +83,9 @@ deny contains reason if {
 
 # METADATA
 # title: Approver cannot approve twice
-# description: An approver who already approved the current content cannot approve it again.
+# description: >-
+#   An approver whose approval of the current content still counts cannot approve it
+#   again, in any role: one person fills one place. A lapsed approval may be renewed.
 # custom:
 #   id: duties.duplicate_approver
 deny contains reason if {
@@ -87,6 +94,7 @@ deny contains reason if {
 	some prior in input.approvals
 	prior.verdict == "approve"
 	prior.approver.id == input.actor.id
+	approvals.fresh(prior)
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
@@ -174,6 +182,11 @@ default _dismiss_roles := []
 _dismiss_roles := data.settings.dismiss_roles
 
 _actor_id := object.get(input, ["actor", "id"], "<missing>")
+
+_created_supplier(id) if {
+	input.draft.kind == "purchase_order"
+	suppliers.creator == id
+}
 
 _is_requester if input.actor.id == input.draft.requester.id
 

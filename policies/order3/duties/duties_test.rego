@@ -22,6 +22,7 @@ _input(action, actor, approval, approvals) := {
 	"actor": actor,
 	"approval": approval,
 	"approvals": approvals,
+	"context": {"now": "2026-12-03T10:06:00Z", "supplier": null},
 }
 
 _approve(actor) := _input("approve", actor, {"verdict": "approve", "role": "manager"}, [])
@@ -52,7 +53,7 @@ test_denied_agent_requester_approves_gets_both if {
 }
 
 test_denied_duplicate_approver if {
-	prior := {"approver": _manager, "verdict": "approve", "role": "manager"}
+	prior := {"approver": _manager, "verdict": "approve", "role": "manager", "decided_at": "2026-12-03T10:05:00Z"}
 	inp := _input("approve", object.union(_manager, {"roles": ["manager", "finance"]}), {"verdict": "approve", "role": "finance"}, [prior])
 
 	_ids(duties.deny) == {"duties.duplicate_approver"} with input as inp
@@ -160,4 +161,22 @@ test_denied_rules_still_fire_without_role_settings if {
 	_ids(duties.deny) == {"duties.not_an_approver"} with input as _reject(clerk) with data.settings as settings
 	_ids(duties.deny) == {"duties.dismiss_not_permitted"} with input as _input("dismiss", _manager, null, [])
 		with data.settings as settings
+}
+
+# --- suppliers and lapsed approvals ----------------------------------------------------
+
+test_denied_independent_approval_by_supplier_creator if {
+	inp := object.union(_approve(_manager), {
+		"draft": {"payload": {"supplier_id": "sup_1"}},
+		"context": {"supplier": {"id": "sup_1", "status": "active", "created_by": "prn_manager"}},
+	})
+
+	not duties.independent_approval({"approver": _manager, "verdict": "approve", "role": "manager"}) with input as inp
+}
+
+test_allowed_lapsed_approval_may_be_renewed if {
+	prior := {"approver": _manager, "verdict": "approve", "role": "manager", "decided_at": "2026-11-01T10:00:00Z"}
+	inp := _input("approve", _manager, {"verdict": "approve", "role": "manager"}, [prior])
+
+	count(duties.deny) == 0 with input as inp
 }

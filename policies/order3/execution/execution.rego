@@ -2,10 +2,13 @@
 # title: Execution gate
 # description: >-
 #   Counts the approvals recorded on the current content (input.approvals) under
-#   the policy in force now, and allows execution only when nothing is still required.
+#   the policy in force now (fresh, independent, within limits), and allows execution
+#   only when nothing the quorum requires is still missing.
 package order3.execution
 
+import data.order3.approvals
 import data.order3.duties
+import data.order3.quorum
 import data.order3.spend
 
 # given: role -> number of distinct approvers whose recorded approval still counts.
@@ -17,7 +20,7 @@ given[role] := count(approvers) if {
 
 # missing: role -> approvals still needed, computed from input.approvals only.
 missing[role] := needed - have if {
-	some role, needed in spend.requirement
+	some role, needed in quorum.requirement
 
 	have := object.get(given, role, 0)
 
@@ -55,12 +58,13 @@ accept contains reason if {
 	}
 }
 
-# A recorded approval counts when it is an approve verdict that still passes
+# A recorded approval counts when it is an approve verdict, still fresh, that passes
 # separation of duties and the approver limits in force now.
 _counted contains [approval.role, approval.approver.id] if {
 	some approval in input.approvals
 	approval.verdict == "approve"
 
+	approvals.fresh(approval)
 	duties.independent_approval(approval)
 	spend.within_limit(approval.role)
 }

@@ -14,6 +14,7 @@ _approval(id, role) := {
 	"approver": {"id": id, "type": "user", "roles": [role]},
 	"verdict": "approve",
 	"role": role,
+	"decided_at": "2026-12-03T10:05:00.000000Z",
 }
 
 _manager := _approval("prn_manager", "manager")
@@ -26,12 +27,13 @@ _execute(minor, approvals) := {
 	"actor": {"id": "prn_agent", "type": "agent", "roles": []},
 	"approval": null,
 	"approvals": approvals,
+	"context": {"now": "2026-12-03T10:06:00.000000Z", "supplier": null},
 }
 
 _ids(reasons) := {r.rule | some r in reasons}
 
 test_allowed_execute_small_with_manager if {
-	inp := _execute(499999, [_manager])
+	inp := _execute(249999, [_manager])
 
 	count(execution.deny) == 0 with input as inp
 	execution.missing == {} with input as inp

@@ -2,7 +2,8 @@
 # title: Spend controls
 # description: >-
 #   Approvals required by amount tier and currency, and the per-role approval
-#   limits. Every threshold is read from data.settings (policies/settings/data.json).
+#   limits by currency and item category. Every threshold is read from data.settings
+#   (policies/settings/data.json).
 package order3.spend
 
 # The approvals a draft needs, as an object role -> count. Undefined when the
@@ -12,15 +13,33 @@ requirement := _tier.required
 
 requirement := data.settings.no_amount_required if input.draft.amount == null
 
-# within_limit(role) holds when an approval in role may cover the draft amount.
+# amount: the draft's money, {minor_units, currency}, when it is valid and not null.
+amount := input.draft.amount if _has_amount
+
+# category_amounts: item category -> the part of the amount spent on items of that
+# category (data.settings.item_categories maps SKUs to categories).
+category_amounts[category] := sum(values) if {
+	_has_amount
+
+	some [_, sku, _] in _priced
+	category := data.settings.item_categories[sku]
+
+	values := [value | some [_, other, value] in _priced; data.settings.item_categories[other] == category]
+}
+
+# within_limit(role) holds when an approval in role may cover the draft amount: the whole
+# amount within the role's limit, and each category's part within its category limit.
 within_limit(_) if input.draft.amount == null
 
 within_limit(role) if {
 	_has_amount
 
 	limit := data.settings.approval_limits[role][_currency]
-
 	_minor <= limit
+
+	every category, part in category_amounts {
+		part <= data.settings.category_limits[category][role][_currency]
+	}
 }
 
 # METADATA
@@ -150,6 +169,70 @@ deny contains reason if {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("role %v has no approval limit configured for %v", [role, _currency]),
 	}
+}
+
+# METADATA
+# title: Approval is over the approver's category limit
+# description: >-
+#   An approval is refused when the part of the amount spent on one item category is
+#   above the role's limit for that category (data.settings.category_limits).
+# custom:
+#   id: spend.over_category_limit
+deny contains reason if {
+	input.action == "approve"
+
+	role := input.approval.role
+	some category, part in category_amounts
+	limit := data.settings.category_limits[category][role][_currency]
+	part > limit
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("%d %v minor units of %v items exceeds %v limit %d for that category", [part, _currency, category, role, limit]),
+	}
+}
+
+# METADATA
+# title: Approver category limit not configured
+# description: >-
+#   An approval is refused when the draft has items of a category for which the role has
+#   no limit in the draft's currency: that role may not approve such items at all.
+# custom:
+#   id: spend.category_limit_not_configured
+deny contains reason if {
+	input.action == "approve"
+
+	role := input.approval.role
+	is_string(role)
+	some category, _ in category_amounts
+	not data.settings.category_limits[category][role][_currency]
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("role %v has no %v limit configured for %v items", [role, _currency, category]),
+	}
+}
+
+# Each priced line as [position, sku, value in minor units]; the position keeps equal
+# lines apart. Deltas count by their size: removing stock moves value as much as adding it.
+_priced contains [i, line.sku, line.unit_cost.minor_units * line.quantity] if {
+	input.draft.kind == "purchase_order"
+	some i, line in input.draft.payload.lines
+}
+
+_priced contains [i, line.sku, line.unit_cost.minor_units * abs(line.quantity_delta)] if {
+	input.draft.kind == "reconciliation"
+	some i, line in input.draft.payload.corrections
+}
+
+_priced contains [0, p.sku, p.unit_cost.minor_units * abs(p.quantity_delta)] if {
+	input.draft.kind == "adjustment"
+	p := input.draft.payload
+}
+
+_priced contains [0, p.sku, p.unit_cost.minor_units * p.quantity] if {
+	input.draft.kind == "transfer"
+	p := input.draft.payload
 }
 
 _needs_requirement if input.action in {"submit", "patch", "approve", "execute"}

@@ -221,3 +221,65 @@ test_denied_null_amount_when_no_amount_kinds_unset if {
 	_ids(spend.deny) == {"spend.amount_required"} with input as _null_kind("count_task")
 		with data.settings as settings
 }
+
+# --- item categories ------------------------------------------------------------------
+
+_hazardous := [sku | some sku, category in data.settings.item_categories; category == "hazardous"][0]
+
+_line(sku, quantity, unit) := {"sku": sku, "quantity": quantity, "unit_cost": {"minor_units": unit, "currency": "USD"}}
+
+_order(lines, role) := inp if {
+	total := sum([v | some l in lines; v := l.quantity * l.unit_cost.minor_units])
+	inp := object.union(_approve(_usd(total), role), {"draft": {"payload": {"lines": lines}}})
+}
+
+_manager_hazardous_limit := data.settings.category_limits.hazardous.manager.USD
+
+test_allowed_category_amounts_sum_lines_of_a_category if {
+	inp := _order([_line(_hazardous, 2, 100), _line("SKU-1", 1, 50), _line(_hazardous, 2, 100)], "manager")
+
+	spend.category_amounts == {"hazardous": 400} with input as inp
+}
+
+test_allowed_manager_at_category_limit if {
+	inp := _order([_line(_hazardous, 1, _manager_hazardous_limit), _line("SKU-1", 1, 5)], "manager")
+
+	count(spend.deny) == 0 with input as inp
+	spend.within_limit("manager") with input as inp
+}
+
+test_denied_manager_one_above_category_limit if {
+	inp := _order([_line(_hazardous, 1, _manager_hazardous_limit + 1)], "manager")
+
+	_ids(spend.deny) == {"spend.over_category_limit"} with input as inp
+	not spend.within_limit("manager") with input as inp
+	spend.within_limit("finance") with input as inp
+}
+
+test_denied_category_limit_not_configured_for_role if {
+	limits := {"hazardous": {"finance": {"USD": 100}}}
+	inp := _order([_line(_hazardous, 1, 1)], "manager")
+
+	_ids(spend.deny) == {"spend.category_limit_not_configured"} with input as inp with data.settings.category_limits as limits
+	not spend.within_limit("manager") with input as inp with data.settings.category_limits as limits
+}
+
+test_allowed_category_of_adjustment_reconciliation_and_transfer if {
+	unit := {"minor_units": 10, "currency": "USD"}
+	adjustment := object.union(_input("submit", _usd(30)), {"draft": {"kind": "adjustment", "payload": {"sku": _hazardous, "quantity_delta": -3, "unit_cost": unit}}})
+	reconciliation := object.union(_input("submit", _usd(50)), {"draft": {"kind": "reconciliation", "payload": {"corrections": [
+		{"sku": _hazardous, "quantity_delta": -2, "unit_cost": unit},
+		{"sku": _hazardous, "quantity_delta": 3, "unit_cost": unit},
+	]}}})
+	transfer := object.union(_input("submit", _usd(40)), {"draft": {"kind": "transfer", "payload": {"sku": _hazardous, "quantity": 4, "unit_cost": unit}}})
+
+	spend.category_amounts == {"hazardous": 30} with input as adjustment
+	spend.category_amounts == {"hazardous": 50} with input as reconciliation
+	spend.category_amounts == {"hazardous": 40} with input as transfer
+}
+
+test_valid_settings_categories_have_limits if {
+	every _, category in data.settings.item_categories {
+		count(data.settings.category_limits[category]) > 0
+	}
+}

@@ -311,13 +311,30 @@ class Draft(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str
     updated_at: str
     expires_at: str
+    """When the draft, if still pending, expires; set by the policy at submit and patch."""
     execution: dict[str, Any] | None = None
+    escalate_at: str | None = None
+    """When the draft, if still pending, is escalated; set by the policy like ``expires_at``."""
+    escalate_to: str | None = None
+    """The role the draft is escalated to."""
+    escalated_at: str | None = None
+    """When the escalation sweep escalated it; None until then."""
 
     def content(self) -> dict[str, Any]:
         """The fields an approval binds to, as hashed."""
         return content_document(
             self.kind, self.payload, self.rationale, self.affected_records, self.approval_owner
         )
+
+    def escalation(self) -> dict[str, Any] | None:
+        """``{at, to_role, escalated_at}``, or None when the policy set no escalation."""
+        if self.escalate_at is None:
+            return None
+        return {
+            "at": self.escalate_at,
+            "to_role": self.escalate_to,
+            "escalated_at": self.escalated_at,
+        }
 
     def binding(self, approvals: Sequence[Approval]) -> list[Approval]:
         """The approvals given to this exact content; those from before a patch drop out."""

@@ -129,6 +129,8 @@ class DraftView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str
     updated_at: str
     expires_at: str
+    escalation: dict[str, Any] | None
+    """``{at, to_role, escalated_at}`` when the policy set an escalation, else null."""
     execution: dict[str, Any] | None
     approvals: list[ApprovalView] | None = None
 
@@ -150,6 +152,7 @@ class DraftView(msgspec.Struct, frozen=True, kw_only=True):
             created_at=draft.created_at,
             updated_at=draft.updated_at,
             expires_at=draft.expires_at,
+            escalation=draft.escalation(),
             execution=draft.execution,
             approvals=None
             if approvals is None

@@ -49,6 +49,9 @@ def _draft_from_row(row: AnyRow) -> Draft:
         updated_at=row.updated_at,
         expires_at=row.expires_at,
         execution=row.execution,
+        escalate_at=row.escalate_at,
+        escalate_to=row.escalate_to,
+        escalated_at=row.escalated_at,
     )
 
 
@@ -68,6 +71,9 @@ def _draft_values(draft: Draft) -> dict[str, Any]:
         "updated_at": draft.updated_at,
         "expires_at": draft.expires_at,
         "execution": draft.execution,
+        "escalate_at": draft.escalate_at,
+        "escalate_to": draft.escalate_to,
+        "escalated_at": draft.escalated_at,
     }
 
 
@@ -164,6 +170,74 @@ async def due_drafts(connection: AsyncConnection, now: str, limit: int) -> list[
         .limit(limit)
     )
     return [_draft_from_row(row) for row in rows]
+
+
+async def due_escalations(connection: AsyncConnection, now: str, limit: int) -> list[Draft]:
+    """Pending drafts whose escalation time came, not escalated yet and not yet due to
+    expire (expiring them is the expiry sweep's work)."""
+    rows = await connection.execute(
+        sa.select(drafts)
+        .where(
+            drafts.c.state == "pending",
+            drafts.c.escalate_at <= now,
+            drafts.c.escalated_at.is_(None),
+            drafts.c.expires_at > now,
+        )
+        .order_by(drafts.c.escalate_at)
+        .limit(limit)
+    )
+    return [_draft_from_row(row) for row in rows]
+
+
+async def executed_location_spend(
+    connection: AsyncConnection,
+    workspace_id: str,
+    *,
+    location_id: str,
+    currency: str,
+    since: str,
+    until: str,
+) -> int:
+    """Minor units of the purchase orders for ``location_id`` in ``currency`` executed in
+    [since, until). An executed draft never changes again, so its ``updated_at`` is the
+    time it was executed."""
+    total = await connection.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(drafts.c.amount_minor), 0)).where(
+            drafts.c.workspace_id == workspace_id,
+            drafts.c.state == "executed",
+            drafts.c.kind == "purchase_order",
+            drafts.c.currency == currency,
+            drafts.c.payload["location_id"].as_string() == location_id,
+            drafts.c.updated_at >= since,
+            drafts.c.updated_at < until,
+        )
+    )
+    return int(total or 0)
+
+
+async def submitted_spend(
+    connection: AsyncConnection,
+    workspace_id: str,
+    *,
+    requester_id: str,
+    currency: str,
+    since: str,
+    until: str,
+    leaving_out: str,
+) -> int:
+    """Minor units of the drafts ``requester_id`` submitted in ``currency`` in [since,
+    until), whatever became of them, leaving out the draft ``leaving_out``."""
+    total = await connection.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(drafts.c.amount_minor), 0)).where(
+            drafts.c.workspace_id == workspace_id,
+            drafts.c.requester_id == requester_id,
+            drafts.c.currency == currency,
+            drafts.c.created_at >= since,
+            drafts.c.created_at < until,
+            drafts.c.id != leaving_out,
+        )
+    )
+    return int(total or 0)
 
 
 # ---- approvals ----------------------------------------------------------------------------

@@ -73,8 +73,12 @@ drafts = sa.Table(
     sa.Column("required", Json, nullable=False),
     sa.Column("expires_at", Timestamp, nullable=False),
     sa.Column("execution", Json),
+    sa.Column("escalate_at", Timestamp),
+    sa.Column("escalate_to", sa.String(40)),
+    sa.Column("escalated_at", Timestamp),
     sa.Index("ix_drafts_workspace_id_id", "workspace_id", "id"),
     sa.Index("ix_drafts_workspace_id_state", "workspace_id", "state", "id"),
+    sa.Index("ix_drafts_workspace_id_requester_id", "workspace_id", "requester_id", "created_at"),
 )
 
 approvals = sa.Table(

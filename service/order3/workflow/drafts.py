@@ -8,8 +8,8 @@ gives no usable answer the action is refused and the refusal is audited (fail cl
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, NoReturn
 
 import msgspec
 import structlog
@@ -18,11 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from order3.audit.appender import AuditAppender
 from order3.audit.canonical import content_hash
 from order3.audit.records import AuditEntry, SealedRecord, utc_timestamp
-from order3.domain.decisions import Action, Decision, build_input
+from order3.domain.decisions import (
+    Action,
+    Decision,
+    EngineFailure,
+    SpendContext,
+    build_input,
+    parse_utc,
+)
 from order3.domain.drafts import (
     Approval,
     Draft,
     DraftContent,
+    DraftKind,
     DraftState,
     Verdict,
     content_document,
@@ -67,18 +75,15 @@ class DraftPatch(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DraftWorkflow:
-    def __init__(
-        self,
-        db: AsyncEngine,
-        policy: PolicyEngine,
-        appender: AuditAppender,
-        *,
-        draft_ttl: timedelta,
-    ) -> None:
+    """The draft actions. When a pending draft expires and when it is escalated come from
+    the policy's submit and patch decisions only: the service has no lifetime of its own
+    to fall back on, so a policy that sets none is an engine failure, never a draft that
+    stays open for ever."""
+
+    def __init__(self, db: AsyncEngine, policy: PolicyEngine, appender: AuditAppender) -> None:
         self._db = db
         self._policy = policy
         self._appender = appender
-        self._draft_ttl = draft_ttl
         self._known_principals: set[tuple[str, str]] = set()
 
     # ---- reads ----------------------------------------------------------------------------
@@ -122,12 +127,12 @@ class DraftWorkflow:
             required=[],
             created_at=now,
             updated_at=now,
-            expires_at=utc_timestamp(datetime.now(UTC) + self._draft_ttl),
+            expires_at="",  # the submit decision sets it
         )
         decision = await self._decide(Action.SUBMIT, actor, draft, [], now=now)
 
         async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
-            stored = msgspec.structs.replace(draft, required=_required(decision))
+            stored = _with_workflow(draft, decision)
             await repo.insert_draft(connection, stored)
             return Outcome(decision=decision, draft=stored), [
                 _entry(actor, "draft.submitted", stored.id, decision)
@@ -156,7 +161,7 @@ class DraftWorkflow:
         )
 
         async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
-            stored = msgspec.structs.replace(patched, required=_required(decision))
+            stored = _with_workflow(patched, decision)
             await repo.update_draft(connection, stored, seen_version=current.version)
             details = {"previous_content_hash": current.content_hash}
             return Outcome(decision=decision, draft=stored), [
@@ -257,38 +262,81 @@ class DraftWorkflow:
 
         return await self._commit(actor, decision, draft_id, store, claim, refused_draft=draft)
 
-    async def expire_due(self, limit: int = 500) -> int:
-        """Move pending drafts past their expiry time to ``expired``; return how many."""
+    async def expire_due(self, limit: int = 500, *, now: str | None = None) -> int:
+        """Move pending drafts past their expiry time to ``expired``; return how many.
+
+        Args:
+            limit: The most drafts to expire in one call.
+            now: The time to expire at (RFC 3339 UTC); the clock when None.
+        """
         async with self._db.connect() as connection:
-            due = await repo.due_drafts(connection, utc_timestamp(), limit)
-        expired = 0
+            due = await repo.due_drafts(connection, now or utc_timestamp(), limit)
+
+        def expire(draft: Draft, at: str) -> tuple[Draft, dict[str, Any]]:
+            return _advance(draft, DraftState.EXPIRED, at), {"expires_at": draft.expires_at}
+
+        return await self._sweep(due, "draft.expired", expire, now)
+
+    async def escalate_due(self, limit: int = 500, *, now: str | None = None) -> int:
+        """Mark pending drafts whose escalation time came as escalated; return how many.
+
+        An escalation changes neither the state nor what is required: the draft stays
+        pending, and only the approvals the policy requires can approve it.
+
+        Args:
+            limit: The most drafts to escalate in one call.
+            now: The time to escalate at (RFC 3339 UTC); the clock when None.
+        """
+        async with self._db.connect() as connection:
+            due = await repo.due_escalations(connection, now or utc_timestamp(), limit)
+
+        def escalate(draft: Draft, at: str) -> tuple[Draft, dict[str, Any]]:
+            updated = msgspec.structs.replace(
+                draft, version=draft.version + 1, updated_at=at, escalated_at=at
+            )
+            details = {"to_role": draft.escalate_to, "escalate_at": draft.escalate_at}
+            return updated, details
+
+        return await self._sweep(due, "draft.escalated", escalate, now)
+
+    async def _sweep(
+        self,
+        due: list[Draft],
+        action: str,
+        change: Callable[[Draft, str], tuple[Draft, dict[str, Any]]],
+        now: str | None,
+    ) -> int:
+        done = 0
         for draft in due:
-            now = utc_timestamp()
+            updated, details = change(draft, now or utc_timestamp())
 
             async def store(
-                connection: AsyncConnection, draft: Draft = draft, now: str = now
+                connection: AsyncConnection,
+                draft: Draft = draft,
+                updated: Draft = updated,
+                details: dict[str, Any] = details,
             ) -> tuple[None, list[AuditEntry]]:
-                await repo.update_draft(
-                    connection, _advance(draft, DraftState.EXPIRED, now), seen_version=draft.version
-                )
+                await repo.update_draft(connection, updated, seen_version=draft.version)
                 return None, [
                     AuditEntry(
                         workspace_id=draft.workspace_id,
                         actor={"id": SYSTEM_ACTOR_ID, "type": "system"},
-                        action="draft.expired",
+                        action=action,
                         subject={"type": "draft", "id": draft.id},
-                        details={"expires_at": draft.expires_at},
+                        details=details,
                     )
                 ]
 
             try:
                 await self._appender.commit(store)
             except Exception as exc:  # a draft changed meanwhile; the next sweep looks again
-                log.warning("draft.expiry_skipped", draft_id=draft.id, error=repr(exc))
+                log.warning(
+                    "draft.sweep_skipped", action=action, draft_id=draft.id, error=repr(exc)
+                )
                 continue
-            expired += 1
-            log.info("draft.expired", draft_id=draft.id)
-        return expired
+            done += 1
+            log.info(action, draft_id=draft.id)
+        return done
 
     # ---- steps shared by the actions ------------------------------------------------------
 
@@ -345,28 +393,98 @@ class DraftWorkflow:
             approvals=[_policy_approval(a) for a in binding],
             approval=approval,
             now=now,
+            spend=await self._spend_context(action, draft, now),
         )
         try:
-            return await self._policy.decide(action, decision_input)
+            decision = await self._policy.decide(action, decision_input)
         except EngineFailed as failed:
-            records = await self._appender.record(
-                [
-                    AuditEntry(
-                        workspace_id=actor.workspace_id,
-                        actor=actor.reference(),
-                        action="engine.failed",
-                        subject={"type": "draft", "id": draft.id},
-                        outcome="error",
-                        decision=failed.failure.audit_view(),
-                        details={"action": str(action)},
-                    )
-                ]
+            await self._refuse(actor, draft.id, failed.failure)
+        problem = decision.result.workflow_problem(action, now)
+        if problem is not None:
+            failure = EngineFailure(
+                action=action,
+                input=decision.input,
+                reason=f"malformed decision result: {problem}",
+                engine=decision.engine,
+                policy_revision=decision.policy_revision,
             )
-            raise EngineUnavailable(
-                "the policy engine gave no usable decision, so the action was refused; "
-                "retry later with the same Idempotency-Key",
-                audit_seq=records[0].seq,
-            ) from None
+            await self._refuse(actor, draft.id, failure)
+        return decision
+
+    async def _refuse(self, actor: Actor, draft_id: str, failure: EngineFailure) -> NoReturn:
+        """Record that the engine gave no usable decision, and refuse the action.
+
+        Raises:
+            EngineUnavailable: always, naming the audit record.
+        """
+        records = await self._appender.record(
+            [
+                AuditEntry(
+                    workspace_id=actor.workspace_id,
+                    actor=actor.reference(),
+                    action="engine.failed",
+                    subject={"type": "draft", "id": draft_id},
+                    outcome="error",
+                    decision=failure.audit_view(),
+                    details={"action": str(failure.action)},
+                )
+            ]
+        )
+        raise EngineUnavailable(
+            "the policy engine gave no usable decision, so the action was refused; "
+            "retry later with the same Idempotency-Key",
+            audit_seq=records[0].seq,
+        ) from None
+
+    async def _spend_context(self, action: Action, draft: Draft, now: str) -> SpendContext:
+        """The spend the budget and agent rules weigh the draft against: the location's
+        purchase orders executed this month (submit, patch and execute of a purchase
+        order) and what the requester submitted today (submit and patch), both in the
+        draft's currency. Months and days are UTC, those of ``now``."""
+        amount = draft.amount
+        budgeted = draft.kind is DraftKind.PURCHASE_ORDER and action in _BUDGETED
+        capped = action in (Action.SUBMIT, Action.PATCH)
+        if amount is None or not (budgeted or capped):
+            return SpendContext()
+        currency = str(amount.currency)
+        location_spend = requester_daily_spend = None
+        async with self._db.connect() as connection:
+            if budgeted:
+                location_id = str(draft.payload["location_id"])
+                since, until = _month_of(now)
+                executed = await repo.executed_location_spend(
+                    connection,
+                    draft.workspace_id,
+                    location_id=location_id,
+                    currency=currency,
+                    since=since,
+                    until=until,
+                )
+                location_spend = {
+                    "location_id": location_id,
+                    "month": now[:7],
+                    "currency": currency,
+                    "executed_minor_units": executed,
+                }
+            if capped:
+                since, until = _day_of(now)
+                submitted = await repo.submitted_spend(
+                    connection,
+                    draft.workspace_id,
+                    requester_id=draft.requester_id,
+                    currency=currency,
+                    since=since,
+                    until=until,
+                    leaving_out=draft.id,
+                )
+                requester_daily_spend = {
+                    "day": now[:10],
+                    "currency": currency,
+                    "submitted_minor_units": submitted,
+                }
+        return SpendContext(
+            location_spend=location_spend, requester_daily_spend=requester_daily_spend
+        )
 
     async def _commit(
         self,
@@ -388,6 +506,44 @@ class DraftWorkflow:
             ]
 
         return await self._appender.commit(refuse, claim=claim)
+
+
+_BUDGETED = (Action.SUBMIT, Action.PATCH, Action.EXECUTE)
+
+
+def _month_of(now: str) -> tuple[str, str]:
+    """The UTC month ``now`` falls in, as [start, start of the next month)."""
+    start = parse_utc(now, "now").replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = (start + timedelta(days=32)).replace(day=1)
+    return utc_timestamp(start), utc_timestamp(following)
+
+
+def _day_of(now: str) -> tuple[str, str]:
+    """The UTC day ``now`` falls in, as [midnight, the next midnight)."""
+    start = parse_utc(now, "now").replace(hour=0, minute=0, second=0, microsecond=0)
+    return utc_timestamp(start), utc_timestamp(start + timedelta(days=1))
+
+
+def _with_workflow(draft: Draft, decision: Decision) -> Draft:
+    """The draft with what an allowed submit or patch decided: the approvals required,
+    when it expires and when it is escalated. A draft already escalated stays so unless
+    the escalation itself changed."""
+    result = decision.result
+    assert result.expires_at is not None  # checked when the decision was made
+    escalate_at = escalate_to = escalated_at = None
+    if result.escalation is not None:
+        escalate_at = utc_timestamp(parse_utc(result.escalation.at, "escalation.at"))
+        escalate_to = result.escalation.to_role
+        if (escalate_at, escalate_to) == (draft.escalate_at, draft.escalate_to):
+            escalated_at = draft.escalated_at
+    return msgspec.structs.replace(
+        draft,
+        required=_required(decision),
+        expires_at=utc_timestamp(parse_utc(result.expires_at, "expires_at")),
+        escalate_at=escalate_at,
+        escalate_to=escalate_to,
+        escalated_at=escalated_at,
+    )
 
 
 def _ensure_not_expired(draft: Draft, now: str) -> None:

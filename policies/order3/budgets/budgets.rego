@@ -1,0 +1,101 @@
+# METADATA
+# title: Location budgets
+# description: >-
+#   Monthly purchase budgets per location and currency (data.settings.location_budgets).
+#   The service sends what purchase orders for the draft's location already executed this
+#   month (the UTC month of input.context.now) as input.context.location_spend.
+package order3.budgets
+
+import data.order3.spend
+
+# budget: the monthly budget, in minor units, of the draft's location and currency; a
+# location listed in data.settings.location_budgets.locations overrides the default.
+budget := data.settings.location_budgets.locations[_location][spend.amount.currency]
+
+budget := data.settings.location_budgets.default[spend.amount.currency] if {
+	not _location_listed
+}
+
+# METADATA
+# title: Monthly location budget exceeded
+# description: >-
+#   A purchase order is refused at submit, patch and execute when the spend already
+#   executed this month at its location plus its own amount is above the budget.
+# custom:
+#   id: budgets.monthly_budget_exceeded
+deny contains reason if {
+	_applies
+	_spend_known
+
+	total := input.context.location_spend.executed_minor_units + spend.amount.minor_units
+	total > budget
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("location %v would spend %d %v minor units in %v, above its budget of %d", [_location, total, spend.amount.currency, _month, budget]),
+	}
+}
+
+# METADATA
+# title: Location budget not configured
+# description: A purchase order for a location and currency with no monthly budget is refused.
+# custom:
+#   id: budgets.not_configured
+deny contains reason if {
+	_applies
+	not _budget_configured
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("no monthly budget is configured for location %v in %v", [_location, spend.amount.currency]),
+	}
+}
+
+# METADATA
+# title: Location spend unknown
+# description: >-
+#   A purchase order is refused at submit, patch and execute when
+#   input.context.location_spend is missing or does not describe the draft's location,
+#   currency and the month of input.context.now: the budget cannot be checked.
+# custom:
+#   id: budgets.spend_unknown
+deny contains reason if {
+	_applies
+	not _spend_known
+
+	shown := object.get(input, ["context", "location_spend"], "<missing>")
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("context.location_spend %v does not give this month's spend at location %v", [shown, _location]),
+	}
+}
+
+_applies if {
+	input.action in {"submit", "patch", "execute"}
+	input.draft.kind == "purchase_order"
+	spend.amount
+}
+
+default _location := "<missing>"
+
+_location := input.draft.payload.location_id
+
+_location_listed if data.settings.location_budgets.locations[_location]
+
+_budget_configured if is_number(budget)
+
+default _month := "<unknown>"
+
+_month := substring(input.context.now, 0, 7)
+
+_spend_known if {
+	spent := input.context.location_spend
+
+	spent.location_id == _location
+	spent.currency == spend.amount.currency
+	spent.month == _month
+	is_number(spent.executed_minor_units)
+	spent.executed_minor_units == floor(spent.executed_minor_units)
+	spent.executed_minor_units >= 0
+}

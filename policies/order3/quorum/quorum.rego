@@ -1,0 +1,146 @@
+# METADATA
+# title: Quorum
+# description: >-
+#   The whole approval requirement of a draft: its spend tier, raised to the minimums of
+#   the quorum overlays, suppliers on hold and large adjustments, then topped up so that
+#   an agent's draft gets a human approval and a draft at or above the two-person
+#   threshold gets approvals from at least two people.
+package order3.quorum
+
+import data.order3.adjustments
+import data.order3.agents
+import data.order3.approvals
+import data.order3.spend
+import data.order3.suppliers
+
+# requirement: role -> count, everything the draft needs. Undefined when the spend tier
+# cannot be computed (a spend rule then denies).
+requirement := object.union(_merged, {_top_up_role: object.get(_merged, _top_up_role, 0) + _short}) if {
+	spend.requirement
+	_short > 0
+}
+
+requirement := _merged if {
+	spend.requirement
+	_short <= 0
+}
+
+# contributions: every rule that raised the requirement above the spend tier, as
+# {rule, message, required}; decisions report them next to the allow reason.
+contributions := ((_overlays | _top_ups) | suppliers.contribution) | adjustments.contribution
+
+# excluded: principals who may fill none of the required approvals: the requester, the
+# supplier's creator, and whoever already gave an approval that still counts (one
+# person fills one place, so two approvals always mean two people).
+excluded contains input.draft.requester.id
+
+excluded contains suppliers.creator if input.draft.kind == "purchase_order"
+
+excluded contains approval.approver.id if {
+	some approval in input.approvals
+	approval.verdict == "approve"
+
+	approvals.fresh(approval)
+}
+
+# METADATA
+# title: Quorum overlay
+# description: >-
+#   At or above an amount in data.settings.quorum for the draft's currency, at least the
+#   roles and counts the overlay names are required, whatever the tier asks.
+# custom:
+#   id: quorum.minimum_roles
+_overlays contains item if {
+	some overlay in data.settings.quorum[spend.amount.currency]
+	spend.amount.minor_units >= overlay.from_minor_units
+
+	item := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("at or above %d %v minor units at least %v are required", [overlay.from_minor_units, spend.amount.currency, _describe(overlay.required)]),
+		"required": overlay.required,
+	}
+}
+
+# METADATA
+# title: Two-person approval
+# description: >-
+#   At or above data.settings.two_person.from_minor_units for the draft's currency, at
+#   least two people must approve; when the tier asks for fewer approvals, the
+#   difference is asked of data.settings.two_person.role.
+# custom:
+#   id: quorum.two_person
+_top_ups contains item if {
+	_two_person
+	_short > 0
+
+	item := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("at or above %d %v minor units two people must approve: %v x%d added", [_two_person_from, spend.amount.currency, _top_up_role, _short]),
+		"required": {_top_up_role: _short},
+	}
+}
+
+# METADATA
+# title: Agent drafts need a human approval
+# description: >-
+#   A draft an agent requested always needs at least one approval (agents' approvals
+#   never count); when the requirement would be empty, one approval of
+#   data.settings.agents.human_role is required.
+# custom:
+#   id: agents.human_approval_required
+_top_ups contains item if {
+	not _two_person
+	agents.needs_human
+	_short > 0
+
+	item := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("an agent requested this draft: %v x%d added so that a human approves", [_top_up_role, _short]),
+		"required": {_top_up_role: _short},
+	}
+}
+
+# METADATA
+# title: Quorum cannot be computed
+# description: >-
+#   Catch-all that keeps the policy closed when the spend tier is known but the whole
+#   requirement is not (for example, a top-up role missing from the settings).
+# custom:
+#   id: quorum.requirement_unavailable
+deny contains reason if {
+	input.action in {"submit", "patch", "approve", "execute"}
+	spend.requirement
+	not requirement
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": "the approvals this draft requires cannot be computed from the quorum settings",
+	}
+}
+
+_merged[role] := max(counts) if {
+	some source in _sources
+	some role, _ in source
+
+	counts := [n | some other in _sources; n := other[role]]
+}
+
+_sources := array.concat([spend.requirement], [item.required | some item in ((_overlays | suppliers.contribution) | adjustments.contribution)])
+
+_two_person_from := data.settings.two_person.from_minor_units[spend.amount.currency]
+
+_two_person if spend.amount.minor_units >= _two_person_from
+
+_minimums contains 2 if _two_person
+
+_minimums contains 1 if agents.needs_human
+
+_minimums contains 0
+
+_short := max(_minimums) - sum([n | some n in _merged])
+
+_top_up_role := data.settings.two_person.role if _two_person
+
+_top_up_role := data.settings.agents.human_role if not _two_person
+
+_describe(counts) := concat(", ", [sprintf("%v x%d", [role, counts[role]]) | some role in sort(object.keys(counts))])

@@ -1,0 +1,123 @@
+# METADATA
+# title: Supplier controls
+# description: >-
+#   Purchase orders to blocked suppliers are refused, those to suppliers on hold need
+#   finance, and whoever created a supplier cannot approve a purchase order to it. The
+#   lists are data.settings.suppliers; input.context.supplier adds what the service knows
+#   of the supplier, or is null when it knows nothing.
+package order3.suppliers
+
+# creator: the principal that created the draft's supplier, when the service knows it.
+creator := input.context.supplier.created_by if {
+	_context_known
+	is_string(input.context.supplier.created_by)
+}
+
+# METADATA
+# title: Supplier on hold needs finance
+# description: >-
+#   A purchase order to a supplier on hold (listed in data.settings.suppliers.on_hold, or
+#   with status on_hold in input.context.supplier) needs the approvals in
+#   data.settings.suppliers.on_hold_required on top of its tier.
+# custom:
+#   id: suppliers.on_hold_needs_finance
+contribution contains item if {
+	_purchase_order
+	_on_hold
+
+	required := data.settings.suppliers.on_hold_required
+
+	item := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("supplier %v is on hold: %v required", [_supplier_id, _describe(required)]),
+		"required": required,
+	}
+}
+
+# METADATA
+# title: Supplier is blocked
+# description: >-
+#   A purchase order to a blocked supplier (listed in data.settings.suppliers.blocked, or
+#   with status blocked in input.context.supplier) is refused at submit, patch and execute.
+# custom:
+#   id: suppliers.blocked
+deny contains reason if {
+	input.action in {"submit", "patch", "execute"}
+	_purchase_order
+	_blocked
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("supplier %v is blocked; no purchase order to it may go ahead", [_supplier_id]),
+	}
+}
+
+# METADATA
+# title: Supplier creator cannot approve
+# description: Whoever created a supplier cannot approve a purchase order to that supplier.
+# custom:
+#   id: suppliers.creator_cannot_approve
+deny contains reason if {
+	input.action == "approve"
+	_purchase_order
+
+	creator == input.actor.id
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("%v created supplier %v and cannot approve a purchase order to it", [creator, _supplier_id]),
+	}
+}
+
+# METADATA
+# title: Supplier context is malformed
+# description: >-
+#   input.context.supplier must be null, or an object whose id is the draft's
+#   supplier_id, whose status is active, on_hold or blocked, and whose created_by is a
+#   principal id or null.
+# custom:
+#   id: suppliers.context_invalid
+deny contains reason if {
+	_supplier_context != null
+	not _context_known
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("context.supplier %v does not describe supplier %v", [_supplier_context, object.get(input, ["draft", "payload", "supplier_id"], null)]),
+	}
+}
+
+_purchase_order if input.draft.kind == "purchase_order"
+
+_supplier_id := input.draft.payload.supplier_id
+
+default _supplier_context := null
+
+_supplier_context := input.context.supplier
+
+_context_known if {
+	is_object(_supplier_context)
+	_supplier_context.id == _supplier_id
+	_supplier_context.status in {"active", "on_hold", "blocked"}
+	_creator_shape
+}
+
+_creator_shape if _supplier_context.created_by == null
+
+_creator_shape if is_string(_supplier_context.created_by)
+
+_blocked if _supplier_id in data.settings.suppliers.blocked
+
+_blocked if {
+	_context_known
+	_supplier_context.status == "blocked"
+}
+
+_on_hold if _supplier_id in data.settings.suppliers.on_hold
+
+_on_hold if {
+	_context_known
+	_supplier_context.status == "on_hold"
+}
+
+_describe(counts) := concat(", ", [sprintf("%v x%d", [role, counts[role]]) | some role in sort(object.keys(counts))])
