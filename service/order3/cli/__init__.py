@@ -7,6 +7,7 @@ import click
 from order3.cli.audit import audit
 from order3.cli.demo import demo
 from order3.cli.opa import opa
+from order3.cli.policy import policy
 from order3.cli.policy_admin import policy_admin
 from order3.cli.reevaluate import reevaluate
 from order3.cli.serve import serve
@@ -29,5 +30,6 @@ main.add_command(demo)
 main.add_command(audit)
 audit.add_command(reevaluate)
 main.add_command(opa)
+main.add_command(policy)
 main.add_command(witness)
 main.add_command(policy_admin)

@@ -25,9 +25,10 @@ from order3.http.audit_keys import AuditKeyController
 from order3.http.auth import TokenAuthentication
 from order3.http.decisions import DecisionController
 from order3.http.drafts import DraftController
-from order3.http.policies import PolicyController
 from order3.http.exceptions import ExceptionController
 from order3.http.inventory import InventoryController
+from order3.http.policies import PolicyController
+from order3.http.policy_replay import PolicyReplayController
 from order3.http.problems import EXCEPTION_HANDLERS
 from order3.http.requests import services_of
 from order3.http.sync import SyncController
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuditKeyController,
             DecisionController,
             PolicyController,
+            PolicyReplayController,
         ],
         before_send=[answer_with_request_id],
         middleware=[

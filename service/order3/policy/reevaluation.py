@@ -140,32 +140,47 @@ def evaluate(opa: Path, folder: Path, inputs: Sequence[Any]) -> list[Any]:
         RuntimeError: ``opa eval`` failed; the message is OPA's.
     """
     answer = subprocess.run(  # noqa: S603 - the binary is given, the argv fixed
-        [
-            str(opa),
-            "eval",
-            "--format",
-            "json",
-            "--data",
-            str(folder),
-            "--stdin-input",
-            _BATCH_QUERY,
-        ],
+        batch_command(opa, folder),
         input=json.dumps(list(inputs)),
         capture_output=True,
         text=True,
         check=False,
         timeout=_OPA_TIMEOUT_SECONDS,
     )
+
+    return batch_results(answer.returncode, answer.stdout, answer.stderr, len(inputs))
+
+
+def batch_command(opa: Path, folder: Path) -> list[str]:
+    """The argv of one ``opa eval`` that decides every input of a JSON array on its stdin."""
+    return [
+        str(opa),
+        "eval",
+        "--format",
+        "json",
+        "--data",
+        str(folder),
+        "--stdin-input",
+        _BATCH_QUERY,
+    ]
+
+
+def batch_results(returncode: int, stdout: str, stderr: str, count: int) -> list[Any]:
+    """The ``count`` raw results of a `batch_command` run, None where undefined.
+
+    Raises:
+        RuntimeError: ``opa eval`` failed; the message is OPA's.
+    """
     try:
-        output = json.loads(answer.stdout)
+        output = json.loads(stdout)
     except ValueError:
         output = {}
-    if answer.returncode != 0 or "errors" in output:
-        errors = output.get("errors") or [{"message": answer.stderr.strip() or "no output"}]
+    if returncode != 0 or "errors" in output:
+        errors = output.get("errors") or [{"message": stderr.strip() or "no output"}]
         raise RuntimeError("opa eval failed: " + "; ".join(e.get("message", "") for e in errors))
     values = output["result"][0]["expressions"][0]["value"] if output.get("result") else {}
 
-    return [values.get(str(index)) for index in range(len(inputs))]
+    return [values.get(str(index)) for index in range(count)]
 
 
 class Reevaluator:

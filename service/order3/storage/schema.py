@@ -17,6 +17,8 @@ metadata = sa.MetaData(
 
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
 Id = sa.String(40)
+SubjectId = sa.String(80)
+"""What an audit record is about: a record id, or a content hash such as a policy revision."""
 Timestamp = sa.String(27)
 
 workspaces = sa.Table(
@@ -120,7 +122,7 @@ audit_records = sa.Table(
     sa.Column("actor_type", sa.String(20), nullable=False),
     sa.Column("action", sa.String(40), nullable=False, index=True),
     sa.Column("subject_type", sa.String(30), nullable=False),
-    sa.Column("subject_id", Id, nullable=False),
+    sa.Column("subject_id", SubjectId, nullable=False),
     sa.Column("draft_id", Id, index=True),
     sa.Column("outcome", sa.String(20)),
     sa.Column("body", sa.Text, nullable=False),
