@@ -13,6 +13,7 @@ import data.order3.budgets
 import data.order3.duties
 import data.order3.execution
 import data.order3.quorum
+import data.order3.records
 import data.order3.spend
 import data.order3.suppliers
 import data.order3.workflow
@@ -231,7 +232,7 @@ _action := input.action
 
 _denials := union({
 	deny, spend.deny, quorum.deny, duties.deny, suppliers.deny, budgets.deny,
-	agents.deny, approvals.deny, execution.deny, workflow.deny,
+	agents.deny, approvals.deny, execution.deny, workflow.deny, records.deny,
 })
 
 _accepts := accept | execution.accept

@@ -20,6 +20,8 @@ _draft := {
 _context := {
 	"now": "2026-12-03T10:06:00.000000Z",
 	"supplier": null,
+	"items": {},
+	"records": [{"type": "item", "id": "SKU-1", "based_on_version": null, "current_version": 1}],
 	"location_spend": {"location_id": "loc_1", "month": "2026-12", "currency": "USD", "executed_minor_units": 0},
 	"requester_daily_spend": {"day": "2026-12-03", "currency": "USD", "submitted_minor_units": 0},
 }
@@ -584,9 +586,36 @@ test_allowed_submit_large_adjustment_needs_finance if {
 		{"op": "replace", "path": "/draft/requester", "value": {"id": "prn_manager", "type": "user"}},
 		{"op": "replace", "path": "/draft/amount/minor_units", "value": data.settings.adjustments.from_minor_units.USD},
 		{"op": "replace", "path": "/draft/payload", "value": {"sku": "SKU-1", "location_id": "loc_1", "quantity_delta": -1, "reason_code": "damaged", "unit_cost": {"minor_units": data.settings.adjustments.from_minor_units.USD, "currency": "USD"}}},
+		{"op": "replace", "path": "/context/items", "value": {"SKU-1": {"category": "parts"}}},
 	])
 	d := order3.decision with input as inp
 
 	[r.rule | some r in d.reasons] == ["submit.accepted", "adjustments.finance_required"]
 	_needs(d) == [{"role": "finance", "count": 1}, {"role": "manager", "count": 1}]
+}
+
+# --- based-on records -----------------------------------------------------------------
+
+_stale := {"context": {"records": [{"type": "item", "id": "SKU-1", "based_on_version": 1, "current_version": 2}]}}
+
+test_denied_execute_of_a_draft_whose_item_changed if {
+	approvals := [_recorded(_manager, "manager"), _recorded(_finance, "finance")]
+	inp := object.union(_input("execute", _manager, null, approvals), _stale)
+
+	d := order3.decision with input as inp
+
+	_well_formed(d)
+	_ids(d) == {"records.changed_since_drafted"}
+}
+
+test_denied_approve_of_a_draft_whose_item_changed if {
+	inp := object.union(_input("approve", _manager, _approve_as("manager"), []), _stale)
+
+	_ids(order3.decision) == {"records.changed_since_drafted"} with input as inp
+}
+
+test_allowed_reject_of_a_draft_whose_item_changed if {
+	inp := object.union(_input("reject", _manager, {"verdict": "reject", "role": "manager"}, []), _stale)
+
+	order3.decision.allow with input as inp
 }

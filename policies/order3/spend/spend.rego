@@ -16,15 +16,17 @@ requirement := data.settings.no_amount_required if input.draft.amount == null
 # amount: the draft's money, {minor_units, currency}, when it is valid and not null.
 amount := input.draft.amount if _has_amount
 
-# category_amounts: item category -> the part of the amount spent on items of that
-# category (data.settings.item_categories maps SKUs to categories).
+# category_amounts: limited item category -> the part of the amount spent on items of that
+# category. An item's category is its inventory record's (input.context.items); only the
+# categories data.settings.category_limits names are limited.
 category_amounts[category] := sum(values) if {
 	_has_amount
 
 	some [_, sku, _] in _priced
-	category := data.settings.item_categories[sku]
+	category := input.context.items[sku].category
+	data.settings.category_limits[category]
 
-	values := [value | some [_, other, value] in _priced; data.settings.item_categories[other] == category]
+	values := [value | some [_, other, value] in _priced; input.context.items[other].category == category]
 }
 
 # within_limit(role) holds when an approval in role may cover the draft amount: the whole
@@ -212,6 +214,28 @@ deny contains reason if {
 		"message": sprintf("role %v has no %v limit configured for %v items", [role, _currency, category]),
 	}
 }
+
+# METADATA
+# title: Item unknown
+# description: >-
+#   A draft that spends money on a SKU missing from input.context.items is refused: the
+#   item's category, and so its category limits, cannot be known.
+# custom:
+#   id: spend.item_unknown
+deny contains reason if {
+	_needs_requirement
+	_has_amount
+
+	some [_, sku, _] in _priced
+	not _item_known(sku)
+
+	reason := {
+		"rule": rego.metadata.rule().custom.id,
+		"message": sprintf("item %v is not in context.items, so its category limits cannot be checked", [sku]),
+	}
+}
+
+_item_known(sku) if is_string(input.context.items[sku].category)
 
 # Each priced line as [position, sku, value in minor units]; the position keeps equal
 # lines apart. Deltas count by their size: removing stock moves value as much as adding it.

@@ -224,19 +224,26 @@ test_denied_null_amount_when_no_amount_kinds_unset if {
 
 # --- item categories ------------------------------------------------------------------
 
-_hazardous := [sku | some sku, category in data.settings.item_categories; category == "hazardous"][0]
+_hazardous := "SKU-HAZ-1"
+
+# What the service knows of the items: their categories, from the inventory records.
+_items := {"context": {"items": {
+	_hazardous: {"category": "hazardous"},
+	"SKU-HAZ-2": {"category": "hazardous"},
+	"SKU-1": {"category": "parts"},
+}}}
 
 _line(sku, quantity, unit) := {"sku": sku, "quantity": quantity, "unit_cost": {"minor_units": unit, "currency": "USD"}}
 
 _order(lines, role) := inp if {
 	total := sum([v | some l in lines; v := l.quantity * l.unit_cost.minor_units])
-	inp := object.union(_approve(_usd(total), role), {"draft": {"payload": {"lines": lines}}})
+	inp := object.union_n([_approve(_usd(total), role), {"draft": {"payload": {"lines": lines}}}, _items])
 }
 
 _manager_hazardous_limit := data.settings.category_limits.hazardous.manager.USD
 
-test_allowed_category_amounts_sum_lines_of_a_category if {
-	inp := _order([_line(_hazardous, 2, 100), _line("SKU-1", 1, 50), _line(_hazardous, 2, 100)], "manager")
+test_allowed_category_amounts_sum_lines_of_a_limited_category if {
+	inp := _order([_line(_hazardous, 2, 100), _line("SKU-1", 1, 50), _line("SKU-HAZ-2", 2, 100)], "manager")
 
 	spend.category_amounts == {"hazardous": 400} with input as inp
 }
@@ -264,22 +271,37 @@ test_denied_category_limit_not_configured_for_role if {
 	not spend.within_limit("manager") with input as inp with data.settings.category_limits as limits
 }
 
+test_allowed_a_category_without_limits_is_not_limited if {
+	inp := _order([_line("SKU-1", 1, data.settings.approval_limits.manager.USD)], "manager")
+
+	spend.category_amounts == {} with input as inp
+	count(spend.deny) == 0 with input as inp
+	spend.within_limit("manager") with input as inp
+}
+
+test_denied_item_missing_from_context if {
+	inp := json.patch(_order([_line(_hazardous, 1, 1)], "manager"), [{"op": "replace", "path": "/context/items", "value": {}}])
+
+	_ids(spend.deny) == {"spend.item_unknown"} with input as inp
+	spend.category_amounts == {} with input as inp
+}
+
 test_allowed_category_of_adjustment_reconciliation_and_transfer if {
 	unit := {"minor_units": 10, "currency": "USD"}
-	adjustment := object.union(_input("submit", _usd(30)), {"draft": {"kind": "adjustment", "payload": {"sku": _hazardous, "quantity_delta": -3, "unit_cost": unit}}})
-	reconciliation := object.union(_input("submit", _usd(50)), {"draft": {"kind": "reconciliation", "payload": {"corrections": [
+	adjustment := object.union_n([_input("submit", _usd(30)), _items, {"draft": {"kind": "adjustment", "payload": {"sku": _hazardous, "quantity_delta": -3, "unit_cost": unit}}}])
+	reconciliation := object.union_n([_input("submit", _usd(50)), _items, {"draft": {"kind": "reconciliation", "payload": {"corrections": [
 		{"sku": _hazardous, "quantity_delta": -2, "unit_cost": unit},
 		{"sku": _hazardous, "quantity_delta": 3, "unit_cost": unit},
-	]}}})
-	transfer := object.union(_input("submit", _usd(40)), {"draft": {"kind": "transfer", "payload": {"sku": _hazardous, "quantity": 4, "unit_cost": unit}}})
+	]}}}])
+	transfer := object.union_n([_input("submit", _usd(40)), _items, {"draft": {"kind": "transfer", "payload": {"sku": _hazardous, "quantity": 4, "unit_cost": unit}}}])
 
 	spend.category_amounts == {"hazardous": 30} with input as adjustment
 	spend.category_amounts == {"hazardous": 50} with input as reconciliation
 	spend.category_amounts == {"hazardous": 40} with input as transfer
 }
 
-test_valid_settings_categories_have_limits if {
-	every _, category in data.settings.item_categories {
-		count(data.settings.category_limits[category]) > 0
+test_valid_settings_every_limited_category_names_a_role if {
+	every _, limits in data.settings.category_limits {
+		count(limits) > 0
 	}
 }
