@@ -13,10 +13,12 @@ import pytest
 from litestar.testing import TestClient
 
 from order3.config import REPO_ROOT, Settings
+from order3.domain.principals import Actor, PrincipalType, Scope
 from order3.http.app import create_app
 from order3.runtime import open_storage
 from order3.workflow.access import AccessWorkflow
 from support.api import Api, Workspace
+from support.inventory import stock_floor
 from support.servers import OpaServer, PostgresServer
 
 POLICY_DIR = REPO_ROOT / "policies"
@@ -71,11 +73,23 @@ def settings(tmp_path: Path, database_url: str, opa_url: str) -> Settings:
     )
 
 
-async def create_workspace(settings: Settings) -> Workspace:
+async def create_workspace(settings: Settings, *, floor: bool = True) -> Workspace:
+    """A workspace with its admin; with ``floor``, stocked with the standard test floor
+    (`stock_floor`), which drafts need: they may only name records that exist."""
     async with open_storage(settings) as (db, _, appender):
         workspace_id, admin, token = await AccessWorkflow(db, appender).create_workspace(
             "Acme Parts", "Ada"
         )
+        if floor:
+            actor = Actor(
+                id=admin.id,
+                type=PrincipalType.USER,
+                roles=tuple(admin.roles),
+                scopes=tuple(Scope(scope) for scope in token.scopes),
+                workspace_id=workspace_id,
+                token_id=token.id,
+            )
+            await stock_floor(appender, actor)
     assert token.secret is not None
     return Workspace(id=workspace_id, admin_id=admin.id, admin_token=token.secret)
 

@@ -88,8 +88,8 @@ def test_verify_names_the_first_tampered_record(tmp_path: Path, opa_url: str) ->
     settings = Settings(
         data_dir=tmp_path / "var", database_url=f"sqlite:///{database}", opa_url=opa_url
     )
-    asyncio.run(create_workspace(settings))
-    asyncio.run(create_workspace(settings))
+    asyncio.run(create_workspace(settings, floor=False))
+    asyncio.run(create_workspace(settings, floor=False))
     env = {
         **os.environ,
         "ORDER3_DATA_DIR": str(settings.data_dir),

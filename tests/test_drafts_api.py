@@ -8,7 +8,8 @@ from support.api import Api, purchase_order
 
 
 def test_submitted_draft_is_pending_with_what_the_policy_requires(api: Api) -> None:
-    """A submitted 1,250.00 USD purchase order is pending and needs one manager."""
+    """A submitted 1,250.00 USD purchase order is pending and needs one manager, who is
+    neither the requester nor the admin who created its supplier."""
     response = api.submit("bot", purchase_order(api.id("mia")))
 
     assert response.status_code == 201
@@ -18,7 +19,7 @@ def test_submitted_draft_is_pending_with_what_the_policy_requires(api: Api) -> N
     assert body["draft"]["requester"] == {"id": api.id("bot"), "type": "agent"}
     assert body["decision"]["outcome"] == "allowed"
     assert body["decision"]["required"] == [
-        {"role": "manager", "count": 1, "excluded": [api.id("bot")]}
+        {"role": "manager", "count": 1, "excluded": sorted([api.id("bot"), api.id("admin")])}
     ]
     assert body["decision"]["reasons"][0]["rule"] == "submit.accepted"
     assert body["decision"]["policy_revision"].startswith("sha256:")
@@ -81,7 +82,11 @@ def test_large_draft_needs_manager_and_finance(api: Api) -> None:
 
     assert after_manager.json()["draft"]["state"] == "pending"
     assert after_manager.json()["draft"]["required"] == [
-        {"role": "finance", "count": 1, "excluded": sorted([api.id("bot"), api.id("mia")])}
+        {
+            "role": "finance",
+            "count": 1,
+            "excluded": sorted([api.id("bot"), api.id("mia"), api.id("admin")]),
+        }
     ]
     assert early_execute.status_code == 409
     assert after_finance.json()["draft"]["state"] == "approved"
@@ -112,8 +117,8 @@ def test_patch_drops_approvals_given_to_the_old_content(api: Api) -> None:
     assert after["content_hash"] != before["content_hash"]
     assert [a["current"] for a in after["approvals"]] == [False]
     assert [(r["role"], r["count"], r["excluded"]) for r in after["required"]] == [
-        ("finance", 1, [api.id("sam")]),
-        ("manager", 1, [api.id("sam")]),
+        ("finance", 1, sorted([api.id("sam"), api.id("admin")])),
+        ("manager", 1, sorted([api.id("sam"), api.id("admin")])),
     ]
     assert api.approve("fay", draft_id, "finance").json()["draft"]["state"] == "pending"
 
@@ -319,7 +324,11 @@ def test_a_patch_that_changes_nothing_keeps_its_approvals(api: Api) -> None:
     patched = api.patch("sam", f"/v1/drafts/{draft_id}", {"rationale": rationale})
 
     assert patched.json()["draft"]["required"] == [
-        {"role": "finance", "count": 1, "excluded": sorted([api.id("sam"), api.id("mia")])}
+        {
+            "role": "finance",
+            "count": 1,
+            "excluded": sorted([api.id("sam"), api.id("mia"), api.id("admin")]),
+        }
     ]
     assert api.approve("fay", draft_id, "finance").json()["draft"]["state"] == "approved"
 

@@ -29,9 +29,8 @@ from support.inventory import Floor, usd
 
 @pytest.fixture
 def floor(api: Api) -> Floor:
-    floor = Floor(api)
-    floor.seed()
-    return floor
+    """The API's workspace, which starts with the standard floor (`stock_floor`)."""
+    return Floor(api)
 
 
 def _stock(floor: Floor, sku: str, quantity: int, bin_: str | None = None) -> None:
@@ -264,7 +263,6 @@ def test_background_sweep_opens_exceptions_as_the_system(
     with TestClient(create_app(fast)) as client:
         api = Api.with_cast(client, workspace)
         floor = Floor(api)
-        floor.seed()
         _stock(floor, "SKU-1", 2)
         found: list[dict[str, object]] = []
         deadline = time.monotonic() + 20

@@ -3,10 +3,14 @@ operation, on both databases."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 import pytest
+from litestar.testing import TestClient
 
+from conftest import create_workspace
+from order3.config import Settings
 from order3.domain.errors import Conflict, InvalidInput
 from order3.domain.inventory import (
     Adjustment,
@@ -30,9 +34,8 @@ from support.inventory import Floor, assert_balanced, every, usd
 
 @pytest.fixture
 def floor(api: Api) -> Floor:
-    floor = Floor(api)
-    floor.seed()
-    return floor
+    """The API's workspace, which starts with the standard floor (`stock_floor`)."""
+    return Floor(api)
 
 
 def _order(floor: Floor, quantity: int = 20, supplier: str = "sup_acme") -> str:
@@ -346,9 +349,12 @@ def test_supplier_note_is_owned_and_audited(api: Api, floor: Floor) -> None:
     ]
 
 
-def test_demo_loads_once_balances_and_shows_every_exception_kind(api: Api) -> None:
+def test_demo_loads_once_balances_and_shows_every_exception_kind(
+    client: TestClient, settings: Settings
+) -> None:
     """The demo fills an empty workspace through the operations, all audited, with a ledger
     that balances; a second load is refused; detection finds each kind it was built for."""
+    api = Api.with_cast(client, asyncio.run(create_workspace(settings, floor=False)))
     services = api.client.app.state.services
     load = api.client.blocking_portal.call
 

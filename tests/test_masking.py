@@ -105,7 +105,9 @@ def test_masking_hides_the_value_and_keeps_everything_else(secret: Any, other: A
 def masked_api(settings: Settings) -> Iterator[Api]:
     masked = msgspec.structs.replace(
         settings,
-        audit_mask_fields="/draft/payload/supplier_id, /draft/payload/lines/*/unit_cost",
+        audit_mask_fields=(
+            "/draft/payload/supplier_id, /draft/payload/lines/*/unit_cost, /context/supplier/id"
+        ),
         audit_mask_key=KEY.decode(),
     )
     workspace = asyncio.run(create_workspace(masked))
@@ -127,7 +129,11 @@ def test_stored_decisions_hold_only_the_keyed_hash(masked_api: Api) -> None:
     assert payload["supplier_id"] == _hmac(original["supplier_id"])
     assert payload["lines"][0]["unit_cost"] == _hmac(original["lines"][0]["unit_cost"])
     assert payload["lines"][0]["quantity"] == original["lines"][0]["quantity"]
-    assert decision["masked"] == ["/draft/payload/lines/0/unit_cost", "/draft/payload/supplier_id"]
+    assert decision["masked"] == [
+        "/context/supplier/id",
+        "/draft/payload/lines/0/unit_cost",
+        "/draft/payload/supplier_id",
+    ]
     for item in api.audit():
         if item["record"]["decision"] is not None:
             assert original["supplier_id"] not in json.dumps(item["record"]["decision"])

@@ -107,7 +107,10 @@ def record_count(settings: Settings) -> int:
 
 def replay_records(settings: Settings) -> list[dict[str, Any]]:
     rows = query(
-        settings, sa.select(audit_records.c.body).where(audit_records.c.action == "policy.replayed")
+        settings,
+        sa.select(audit_records.c.body)
+        .where(audit_records.c.action == "policy.replayed")
+        .order_by(audit_records.c.seq),
     )
     return [json.loads(row.body) for row in rows]
 
@@ -308,7 +311,9 @@ def test_the_replay_endpoint_refuses_bad_rego_bad_names_and_large_bodies(
 @pytest.fixture
 def masked_api(settings: Settings) -> Iterator[Api]:
     masked = msgspec.structs.replace(
-        settings, audit_mask_fields="/draft/payload/supplier_id", audit_mask_key="replay mask"
+        settings,
+        audit_mask_fields="/draft/payload/supplier_id, /context/supplier/id",
+        audit_mask_key="replay mask",
     )
     workspace = asyncio.run(create_workspace(masked))
     with TestClient(create_app(masked)) as client:
@@ -335,6 +340,6 @@ def test_masked_inputs_are_replayed_as_recorded_and_flagged(
     assert report["counts"]["allowed_to_denied"] == 1
     [group] = report["changes"]
     [decision] = group["decisions"]
-    assert decision["masked"] == ["/draft/payload/supplier_id"]
+    assert decision["masked"] == ["/context/supplier/id", "/draft/payload/supplier_id"]
     assert decision["action"] == "approve"
     assert decision["draft_id"] == draft

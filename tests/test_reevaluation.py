@@ -174,8 +174,11 @@ def test_a_masked_input_is_rerun_and_its_masked_fields_named(
     def mask(line: dict[str, Any]) -> None:
         if line["type"] == "record" and line["seq"] == seqs["submitted"]:
             body = json.loads(line["body"])
-            body["decision"]["input"]["draft"]["payload"]["supplier_id"] = "hmac-sha256:00"
-            body["decision"]["masked"] = ["/draft/payload/supplier_id"]
+            decision_input = body["decision"]["input"]
+            # A masker replaces each copy of a value by the same keyed hash.
+            decision_input["draft"]["payload"]["supplier_id"] = "hmac-sha256:00"
+            decision_input["context"]["supplier"]["id"] = "hmac-sha256:00"
+            body["decision"]["masked"] = ["/context/supplier/id", "/draft/payload/supplier_id"]
             line["body"] = canonical_json(body).decode()
             line["hash"] = hash_canonical(line["body"].encode())
 

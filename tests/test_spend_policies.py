@@ -20,8 +20,11 @@ from litestar.testing import TestClient
 
 from conftest import POLICY_DIR, create_workspace
 from order3.config import Settings
+from order3.domain.inventory import LocationData, SupplierData
 from order3.http.app import create_app
+from order3.workflow import inventory as ops
 from support.api import Api, purchase_order
+from support.inventory import Floor, item_data
 from support.servers import OpaServer
 
 DATA: dict[str, Any] = json.loads((POLICY_DIR / "settings" / "data.json").read_text())
@@ -94,6 +97,19 @@ def tier(amount: int, currency: str) -> dict[str, int]:
     return required
 
 
+def new_location(api: Api, location_id: str | None = None) -> str:
+    """A new location record, ``location_id`` or a fresh id."""
+    location_id = location_id or f"loc_{next(_names)}"
+    Floor(api).run(ops.create_location, location_id, LocationData(name=location_id))
+    return location_id
+
+
+def new_supplier(api: Api, supplier_id: str) -> str:
+    """An active supplier record with ``supplier_id``, created by the admin."""
+    Floor(api).run(ops.create_supplier, supplier_id, SupplierData(name=supplier_id))
+    return supplier_id
+
+
 def new_member(api: Api, kind: str, roles: list[str]) -> str:
     name = f"{kind}-{next(_names)}"
     api.members[name] = api.add_member(name, kind, roles)
@@ -134,8 +150,10 @@ def test_a_manager_approves_up_to_the_limit_for_the_currency(api: Api, currency:
 @examples
 @given(currency=st.sampled_from(CURRENCIES))
 def test_a_manager_approves_items_of_a_category_up_to_its_limit(api: Api, currency: str) -> None:
-    """Hazardous items have their own, lower manager limit per currency."""
-    sku = next(s for s, c in DATA["item_categories"].items() if c == "hazardous")
+    """Hazardous items have their own, lower manager limit per currency: the category is
+    the item record's."""
+    sku = f"HAZ-{next(_names)}"
+    Floor(api).run(ops.create_item, sku, item_data(100, category="hazardous"))
     limit = DATA["category_limits"]["hazardous"]["manager"][currency]
 
     for offset in AROUND:
@@ -190,15 +208,17 @@ def test_the_quorum_overlay_applies_from_its_threshold(api: Api, currency: str) 
 
 
 def test_an_approver_fills_one_place_only(api: Api) -> None:
-    """Who approved is excluded from what is still required, and cannot approve again."""
+    """Who approved is excluded from what is still required, and cannot approve again; so
+    are the requester and whoever created the supplier (the admin)."""
     both = new_member(api, "user", ["manager", "finance"])
     draft_id = api.submitted("sam", unit_cost=60000)
 
     first = api.approve(both, draft_id, "manager")
     second = api.approve(both, draft_id, "finance")
 
+    excluded = sorted([api.id("sam"), api.id(both), api.id("admin")])
     assert first.json()["draft"]["required"] == [
-        {"role": "finance", "count": 1, "excluded": sorted([api.id("sam"), api.id(both)])}
+        {"role": "finance", "count": 1, "excluded": excluded}
     ]
     assert second.status_code == 403
     assert rules(second) == {"duties.duplicate_approver"}
@@ -208,20 +228,22 @@ def test_an_approver_fills_one_place_only(api: Api) -> None:
 
 
 def test_a_purchase_order_to_a_blocked_supplier_is_refused(api: Api) -> None:
-    """A supplier listed as blocked gets no purchase order, and the refusal is audited."""
-    blocked = DATA["suppliers"]["blocked"][0]
+    """A supplier the policy data lists as blocked gets no purchase order, whatever its
+    record says, and the refusal is audited with the supplier as the inventory holds it."""
+    blocked = new_supplier(api, DATA["suppliers"]["blocked"][0])
 
     response = api.submit("sam", order(api, 1000, supplier=blocked))
 
     assert response.status_code == 403
     assert rules(response) == {"suppliers.blocked"}
     [record] = api.audit(action="decision.refused")
-    assert record["record"]["decision"]["input"]["context"]["supplier"] is None
+    supplier = record["record"]["decision"]["input"]["context"]["supplier"]
+    assert supplier == {"id": blocked, "status": "active", "created_by": api.id("admin")}
 
 
 def test_a_purchase_order_to_a_supplier_on_hold_needs_finance(api: Api) -> None:
     """A small order that needs one manager also needs finance when its supplier is on hold."""
-    on_hold = DATA["suppliers"]["on_hold"][0]
+    on_hold = new_supplier(api, DATA["suppliers"]["on_hold"][0])
 
     response = api.submit("sam", order(api, 1000, supplier=on_hold))
     draft_id = response.json()["draft"]["id"]
@@ -248,7 +270,7 @@ def test_a_location_budget_counts_what_was_executed_this_month(
 ) -> None:
     """After an order of ``spent`` is executed at a location, the next order there is
     refused exactly when both together pass the location's monthly budget."""
-    location = f"loc_{next(_names)}"
+    location = new_location(api)
     budget = DATA["location_budgets"]["default"][currency]
     executed(api, order(api, spent, currency=currency, location=location))
 
@@ -269,6 +291,7 @@ def test_a_location_budget_counts_what_was_executed_this_month(
 def test_a_listed_location_has_its_own_budget(api: Api) -> None:
     """A location named in location_budgets.locations uses its own budget, not the default."""
     location, budgets = next(iter(DATA["location_budgets"]["locations"].items()))
+    new_location(api, location)
 
     at = api.submit("sam", order(api, budgets["USD"], location=location))
     above = api.submit("sam", order(api, budgets["USD"] + 1, location=location))
@@ -279,7 +302,7 @@ def test_a_listed_location_has_its_own_budget(api: Api) -> None:
 
 def test_execution_is_refused_when_the_budget_was_spent_meanwhile(api: Api) -> None:
     """The budget is checked again at execution, against what executed since submission."""
-    location = f"loc_{next(_names)}"
+    location = new_location(api)
     budget = DATA["location_budgets"]["default"]["USD"]
     waiting = api.submit("sam", order(api, 1000, location=location)).json()["draft"]["id"]
     api.approve("mia", waiting, "manager")

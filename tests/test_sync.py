@@ -3,11 +3,15 @@ record owned by the integration's token, on both databases."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 
+from conftest import create_workspace
+from order3.config import Settings
 from support.api import Api, Member
 from support.inventory import Floor, every
 
@@ -31,6 +35,12 @@ def _sync(
     return api.post(
         who, f"/v1/sync/{records}", {"records": upserts}, key=key or f"sync-{next(_keys)}"
     )
+
+
+@pytest.fixture
+def api(client: TestClient, settings: Settings) -> Api:
+    """A workspace with no inventory yet: the integrations' syncs create it."""
+    return Api.with_cast(client, asyncio.run(create_workspace(settings, floor=False)))
 
 
 @pytest.fixture
@@ -181,8 +191,7 @@ def test_only_integrations_sync_and_only_with_a_key(api: Api, erp: Member) -> No
 def test_purchase_orders_sync_and_a_conflict_drafts_a_reconciliation(api: Api, erp: Member) -> None:
     """Orders sync like other records; a stale order change becomes an exception whose
     draft is a reconciliation that puts both sides before the approvers."""
-    floor = Floor(api)
-    floor.seed()
+    Floor(api).stock()
     order = {
         "supplier_id": "sup_acme",
         "location_id": "loc_main",

@@ -43,7 +43,7 @@ def purchase_order(
             ],
         },
         "rationale": "SKU-1 is below its reorder point at the main warehouse.",
-        "affected_records": [{"type": "item", "id": "SKU-1", "version": 3}],
+        "affected_records": [{"type": "item", "id": "SKU-1", "version": 1}],
         "approval_owner": owner,
     }
 

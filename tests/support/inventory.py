@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from order3.audit.appender import AuditAppender
 from order3.domain.inventory import BinData, ItemData, LocationData, SupplierData, SupplierStatus
 from order3.domain.money import Money
 from order3.domain.principals import Actor, PrincipalType, Scope
@@ -46,27 +47,47 @@ class Floor:
         value, _ = self.api.client.blocking_portal.call(services.appender.commit, work)
         return value
 
-    def seed(self) -> None:
-        """Two locations with bins, two suppliers (one on hold) and three items."""
-        for location_id, bins in [("loc_main", ["A1", "A2"]), ("loc_east", ["E1"])]:
-            data = LocationData(
-                name=location_id, bins=[BinData(code=b, description=f"bin {b}") for b in bins]
-            )
-            self.run(ops.create_location, location_id, data)
-        self.run(ops.create_supplier, "sup_acme", SupplierData(name="Acme", lead_time_days=5))
-        held = SupplierData(name="Slowco", status=SupplierStatus.ON_HOLD)
-        self.run(ops.create_supplier, "sup_slow", held)
-        for sku, cost in [("SKU-1", 1250), ("SKU-2", 400), ("SKU-3", 99)]:
-            item = ItemData(
-                description=f"part {sku}",
-                unit="each",
-                unit_cost=usd(cost),
-                category="parts",
-                reorder_point=10,
-                reorder_quantity=50,
-                supplier_id="sup_acme",
-            )
-            self.run(ops.create_item, sku, item)
+    def stock(self) -> None:
+        """Stock a workspace created bare with the standard floor (`stock_floor`)."""
+        services = self.api.client.app.state.services
+        self.api.client.blocking_portal.call(stock_floor, services.appender, self.actor())
+
+
+async def stock_floor(appender: AuditAppender, actor: Actor) -> None:
+    """The floor every test workspace starts with, written through the audited operations:
+    locations ``loc_main`` (bins A1, A2) and ``loc_east`` (E1); suppliers ``sup_acme`` and
+    ``sup_northwind`` (active) and ``sup_slow`` (on hold); items SKU-1, SKU-2 and SKU-3 in
+    category ``parts``, priced in USD, all preferring ``sup_acme``, none in stock."""
+
+    async def run(operation: Callable[..., Any], *args: Any) -> None:
+        async def work(connection: Any) -> Any:
+            return await operation(connection, actor, *args)
+
+        await appender.commit(work)
+
+    for location_id, bins in [("loc_main", ["A1", "A2"]), ("loc_east", ["E1"])]:
+        data = LocationData(
+            name=location_id, bins=[BinData(code=b, description=f"bin {b}") for b in bins]
+        )
+        await run(ops.create_location, location_id, data)
+    await run(ops.create_supplier, "sup_acme", SupplierData(name="Acme", lead_time_days=5))
+    await run(ops.create_supplier, "sup_northwind", SupplierData(name="Northwind"))
+    held = SupplierData(name="Slowco", status=SupplierStatus.ON_HOLD)
+    await run(ops.create_supplier, "sup_slow", held)
+    for sku, cost in [("SKU-1", 1250), ("SKU-2", 400), ("SKU-3", 99)]:
+        await run(ops.create_item, sku, item_data(cost))
+
+
+def item_data(cost: int, *, currency: str = "USD", category: str = "parts") -> ItemData:
+    return ItemData(
+        description=f"part at {cost} {currency} minor units",
+        unit="each",
+        unit_cost=Money(minor_units=cost, currency=currency),
+        category=category,
+        reorder_point=10,
+        reorder_quantity=50,
+        supplier_id="sup_acme",
+    )
 
 
 def every(api: Api, path: str, **params: Any) -> list[dict[str, Any]]:

@@ -190,9 +190,17 @@ def parse_utc(value: str, field: str) -> datetime:
     return moment.replace(microsecond=int((fraction + "000000")[:6]))
 
 
-class SpendContext(msgspec.Struct, frozen=True, kw_only=True):
-    """What the service knows beyond the draft, for the budget and agent rules."""
+class DecisionContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What the service knows beyond the draft, as ``input.context`` carries it (every key
+    always present; see docs/policy-contract.md)."""
 
+    supplier: dict[str, Any] | None = None
+    """``{id, status, created_by}`` of the supplier the payload names, when it exists."""
+    items: dict[str, dict[str, Any]] = {}
+    """SKU -> ``{category}`` for every item the payload names that exists."""
+    records: list[dict[str, Any]] = []
+    """``{type, id, based_on_version, current_version}`` for each affected record other
+    than an exception; ``current_version`` is None for a record that does not exist."""
     location_spend: dict[str, Any] | None = None
     """``{location_id, month, currency, executed_minor_units}``: purchase orders for the
     draft's location executed in the month of ``now``, in the draft's currency."""
@@ -209,21 +217,14 @@ def build_input(
     approvals: list[dict[str, Any]],
     now: str,
     approval: dict[str, Any] | None = None,
-    spend: SpendContext | None = None,
+    context: DecisionContext | None = None,
 ) -> dict[str, Any]:
     """The decision input, in the shape ``docs/policy-contract.md`` promises."""
-    spend = spend or SpendContext()
     return {
         "action": str(action),
         "draft": draft,
         "actor": actor,
         "approval": approval,
         "approvals": approvals,
-        "context": {
-            "now": now,
-            # Supplier records are not stored yet, so nothing is known of the supplier.
-            "supplier": None,
-            "location_spend": spend.location_spend,
-            "requester_daily_spend": spend.requester_daily_spend,
-        },
+        "context": {"now": now, **msgspec.to_builtins(context or DecisionContext())},
     }

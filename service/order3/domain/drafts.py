@@ -73,6 +73,32 @@ def ensure_state(current: DraftState, expected: DraftState, action: str) -> None
         )
 
 
+class RecordType(enum.StrEnum):
+    """The inventory records a draft's affected records may name; each has a version."""
+
+    ITEM = "item"
+    LOCATION = "location"
+    SUPPLIER = "supplier"
+    SUPPLIER_NOTE = "supplier_note"
+    PURCHASE_ORDER = "purchase_order"
+    RECEIPT = "receipt"
+    COUNT = "count"
+    RESERVATION = "reservation"
+    EXCEPTION = "exception"
+
+
+class Reference(msgspec.Struct, frozen=True, kw_only=True):
+    """A record a payload names, which must exist for the work to be done."""
+
+    path: str
+    """Where the payload names it, such as ``$.payload.lines[0].sku``."""
+    type: str
+    """A `RecordType`, or ``bin``."""
+    id: str
+    location_id: str | None = None
+    """The location a bin is in."""
+
+
 class _Payload(
     msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
 ):
@@ -81,6 +107,10 @@ class _Payload(
     def amount(self) -> Money | None:
         """The money this work commits, or None when it commits none."""
         return None
+
+    def references(self) -> list[Reference]:
+        """The items, locations, bins and suppliers this work names."""
+        return []
 
 
 class OrderLine(
@@ -107,6 +137,16 @@ class PurchaseOrderPayload(_Payload, frozen=True, kw_only=True):
             ],
         )
 
+    def references(self) -> list[Reference]:
+        return [
+            _named("supplier_id", RecordType.SUPPLIER, self.supplier_id),
+            _named("location_id", RecordType.LOCATION, self.location_id),
+            *(
+                _named(f"lines[{i}].sku", RecordType.ITEM, line.sku)
+                for i, line in enumerate(self.lines)
+            ),
+        ]
+
 
 class TransferPayload(_Payload, frozen=True, kw_only=True):
     sku: Identifier
@@ -122,6 +162,18 @@ class TransferPayload(_Payload, frozen=True, kw_only=True):
             return None
         return _sum_lines(self.unit_cost.currency, [("$.payload", self.unit_cost, self.quantity)])
 
+    def references(self) -> list[Reference]:
+        ends = [
+            ("from_", self.from_location_id, self.from_bin),
+            ("to_", self.to_location_id, self.to_bin),
+        ]
+        found = [_named("sku", RecordType.ITEM, self.sku)]
+        for end, location_id, bin_ in ends:
+            found.append(_named(f"{end}location_id", RecordType.LOCATION, location_id))
+            if bin_ is not None:
+                found.append(_named(f"{end}bin", "bin", bin_, location_id))
+        return found
+
 
 class AdjustmentPayload(_Payload, frozen=True, kw_only=True):
     sku: Identifier
@@ -135,16 +187,31 @@ class AdjustmentPayload(_Payload, frozen=True, kw_only=True):
             self.unit_cost.currency, [("$.payload", self.unit_cost, self.quantity_delta)]
         )
 
+    def references(self) -> list[Reference]:
+        return [
+            _named("sku", RecordType.ITEM, self.sku),
+            _named("location_id", RecordType.LOCATION, self.location_id),
+        ]
+
 
 class CountTaskPayload(_Payload, frozen=True, kw_only=True):
     location_id: Identifier
     skus: Annotated[list[Identifier], msgspec.Meta(min_length=1, max_length=1000)]
     due_date: date | None = None
 
+    def references(self) -> list[Reference]:
+        return [
+            _named("location_id", RecordType.LOCATION, self.location_id),
+            *(_named(f"skus[{i}]", RecordType.ITEM, sku) for i, sku in enumerate(self.skus)),
+        ]
+
 
 class SupplierNotePayload(_Payload, frozen=True, kw_only=True):
     supplier_id: Identifier
     note: Text
+
+    def references(self) -> list[Reference]:
+        return [_named("supplier_id", RecordType.SUPPLIER, self.supplier_id)]
 
 
 class Correction(
@@ -169,6 +236,18 @@ class ReconciliationPayload(_Payload, frozen=True, kw_only=True):
                 for i, c in enumerate(self.corrections)
             ],
         )
+
+    def references(self) -> list[Reference]:
+        found = []
+        for i, correction in enumerate(self.corrections):
+            found.append(_named(f"corrections[{i}].sku", RecordType.ITEM, correction.sku))
+            location = correction.location_id
+            found.append(_named(f"corrections[{i}].location_id", RecordType.LOCATION, location))
+        return found
+
+
+def _named(field: str, type_: str, id_: str, location_id: str | None = None) -> Reference:
+    return Reference(path=f"$.payload.{field}", type=str(type_), id=id_, location_id=location_id)
 
 
 def _sum_lines(currency: Currency, lines: Sequence[tuple[str, Money, int]]) -> Money:
@@ -200,9 +279,10 @@ class RecordRef(
 ):
     """A reference to an inventory record the draft is based on or will change."""
 
-    type: Annotated[str, msgspec.Meta(pattern=r"^[a-z_]{1,40}\Z")]
+    type: RecordType
     id: Identifier
-    version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    version: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    """The version the draft is based on; None when it is not based on a particular one."""
 
 
 class DraftContent(msgspec.Struct, frozen=True, kw_only=True):

@@ -190,6 +190,21 @@ async def all_items(connection: AsyncConnection, workspace_id: str) -> dict[str,
     return {row.sku: item_of(row) for row in rows}
 
 
+async def items_by_sku(
+    connection: AsyncConnection, workspace_id: str, skus: Iterable[str]
+) -> dict[str, Item]:
+    """The items among ``skus`` that exist, by SKU."""
+    found: dict[str, Item] = {}
+    for chunk in _chunks(sorted(set(skus))):
+        rows = await connection.execute(
+            sa.select(s.items).where(
+                s.items.c.workspace_id == workspace_id, s.items.c.sku.in_(chunk)
+            )
+        )
+        found.update((row.sku, item_of(row)) for row in rows)
+    return found
+
+
 # ---- locations and bins ---------------------------------------------------------------------
 
 
@@ -241,6 +256,22 @@ async def bin_exists(
         s.bins.c.code == code,
     )
     return (await connection.execute(query)).first() is not None
+
+
+async def bins_present(
+    connection: AsyncConnection, workspace_id: str, bins: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """The ``(location_id, code)`` pairs among ``bins`` that exist."""
+    wanted = set(bins)
+    if not wanted:
+        return set()
+    locations = sorted({location_id for location_id, _ in wanted})
+    rows = await connection.execute(
+        sa.select(s.bins.c.location_id, s.bins.c.code).where(
+            s.bins.c.workspace_id == workspace_id, s.bins.c.location_id.in_(locations)
+        )
+    )
+    return wanted & {(row.location_id, row.code) for row in rows}
 
 
 async def location_exists(connection: AsyncConnection, workspace_id: str, location_id: str) -> bool:
@@ -1025,6 +1056,49 @@ async def list_exceptions(
 
 
 # ---- workspaces -----------------------------------------------------------------------------
+
+
+# ---- versions of any record ----------------------------------------------------------------
+
+_VERSIONED: dict[str, tuple[sa.Table, str]] = {
+    "item": (s.items, "sku"),
+    "location": (s.locations, "id"),
+    "supplier": (s.suppliers, "id"),
+    "supplier_note": (s.supplier_notes, "id"),
+    "purchase_order": (s.purchase_orders, "id"),
+    "receipt": (s.receipts, "id"),
+    "count": (s.stock_counts, "id"),
+    "reservation": (s.reservations, "id"),
+    "exception": (s.inventory_exceptions, "id"),
+}
+
+
+async def record_versions(
+    connection: AsyncConnection,
+    workspace_id: str,
+    records: Iterable[tuple[str, str]],
+    *,
+    lock: bool = False,
+) -> dict[tuple[str, str], int]:
+    """The version of each ``(type, id)`` among ``records`` that exists (any record type a
+    draft may name); ``lock`` holds the rows until the transaction ends (PostgreSQL).
+
+    Raises:
+        KeyError: a type that is not a versioned record.
+    """
+    wanted: dict[str, set[str]] = {}
+    for type_, id_ in records:
+        wanted.setdefault(type_, set()).add(id_)
+    found: dict[tuple[str, str], int] = {}
+    for type_, ids in sorted(wanted.items()):
+        table, key = _VERSIONED[type_]
+        query = sa.select(table.c[key].label("id"), table.c.version).where(
+            table.c.workspace_id == workspace_id, table.c[key].in_(sorted(ids))
+        )
+        found.update(
+            ((type_, row.id), row.version) for row in await connection.execute(_lock(query, lock))
+        )
+    return found
 
 
 async def workspace_ids(connection: AsyncConnection) -> list[str]:

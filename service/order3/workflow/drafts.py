@@ -8,7 +8,6 @@ gives no usable answer the action is refused and the refusal is audited (fail cl
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any, NoReturn
 
 import msgspec
@@ -22,7 +21,6 @@ from order3.domain.decisions import (
     Action,
     Decision,
     EngineFailure,
-    SpendContext,
     build_input,
     parse_utc,
 )
@@ -30,7 +28,6 @@ from order3.domain.drafts import (
     Approval,
     Draft,
     DraftContent,
-    DraftKind,
     DraftState,
     Verdict,
     content_document,
@@ -44,6 +41,7 @@ from order3.domain.principals import SYSTEM_ACTOR_ID, Actor
 from order3.policy.engine import EngineFailed, PolicyEngine
 from order3.storage import repositories as repo
 from order3.storage.idempotency import IdempotencyClaim
+from order3.workflow.draft_context import decision_context
 
 log = structlog.get_logger(__name__)
 
@@ -381,6 +379,8 @@ class DraftWorkflow:
         approval: dict[str, Any] | None = None,
     ) -> Decision:
         structlog.contextvars.bind_contextvars(draft_id=draft.id)
+        async with self._db.connect() as connection:
+            context = await decision_context(connection, action, draft, now)
         decision_input = build_input(
             action,
             draft=_policy_draft(draft),
@@ -393,7 +393,7 @@ class DraftWorkflow:
             approvals=[_policy_approval(a) for a in binding],
             approval=approval,
             now=now,
-            spend=await self._spend_context(action, draft, now),
+            context=context,
         )
         try:
             decision = await self._policy.decide(action, decision_input)
@@ -436,56 +436,6 @@ class DraftWorkflow:
             audit_seq=records[0].seq,
         ) from None
 
-    async def _spend_context(self, action: Action, draft: Draft, now: str) -> SpendContext:
-        """The spend the budget and agent rules weigh the draft against: the location's
-        purchase orders executed this month (submit, patch and execute of a purchase
-        order) and what the requester submitted today (submit and patch), both in the
-        draft's currency. Months and days are UTC, those of ``now``."""
-        amount = draft.amount
-        budgeted = draft.kind is DraftKind.PURCHASE_ORDER and action in _BUDGETED
-        capped = action in (Action.SUBMIT, Action.PATCH)
-        if amount is None or not (budgeted or capped):
-            return SpendContext()
-        currency = str(amount.currency)
-        location_spend = requester_daily_spend = None
-        async with self._db.connect() as connection:
-            if budgeted:
-                location_id = str(draft.payload["location_id"])
-                since, until = _month_of(now)
-                executed = await repo.executed_location_spend(
-                    connection,
-                    draft.workspace_id,
-                    location_id=location_id,
-                    currency=currency,
-                    since=since,
-                    until=until,
-                )
-                location_spend = {
-                    "location_id": location_id,
-                    "month": now[:7],
-                    "currency": currency,
-                    "executed_minor_units": executed,
-                }
-            if capped:
-                since, until = _day_of(now)
-                submitted = await repo.submitted_spend(
-                    connection,
-                    draft.workspace_id,
-                    requester_id=draft.requester_id,
-                    currency=currency,
-                    since=since,
-                    until=until,
-                    leaving_out=draft.id,
-                )
-                requester_daily_spend = {
-                    "day": now[:10],
-                    "currency": currency,
-                    "submitted_minor_units": submitted,
-                }
-        return SpendContext(
-            location_spend=location_spend, requester_daily_spend=requester_daily_spend
-        )
-
     async def _commit(
         self,
         actor: Actor,
@@ -506,22 +456,6 @@ class DraftWorkflow:
             ]
 
         return await self._appender.commit(refuse, claim=claim)
-
-
-_BUDGETED = (Action.SUBMIT, Action.PATCH, Action.EXECUTE)
-
-
-def _month_of(now: str) -> tuple[str, str]:
-    """The UTC month ``now`` falls in, as [start, start of the next month)."""
-    start = parse_utc(now, "now").replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (start + timedelta(days=32)).replace(day=1)
-    return utc_timestamp(start), utc_timestamp(following)
-
-
-def _day_of(now: str) -> tuple[str, str]:
-    """The UTC day ``now`` falls in, as [midnight, the next midnight)."""
-    start = parse_utc(now, "now").replace(hour=0, minute=0, second=0, microsecond=0)
-    return utc_timestamp(start), utc_timestamp(start + timedelta(days=1))
 
 
 def _with_workflow(draft: Draft, decision: Decision) -> Draft:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from order3.audit.appender import AuditAppender
 from order3.audit.records import AuditEntry, SealedRecord, utc_timestamp
 from order3.config import Settings
-from order3.domain.drafts import DraftContent, DraftKind, RecordRef, parse_payload
+from order3.domain.drafts import DraftContent, DraftKind, RecordRef, RecordType, parse_payload
 from order3.domain.errors import Conflict, InvalidInput, NotFound
 from order3.domain.exceptions import (
     CLEARING_KINDS,
@@ -344,11 +344,11 @@ def draft_content(record: ExceptionRecord, ask: DraftRequest) -> DraftContent:
     stock to reconcile.
     """
     kind, payload = _payload(record, ask)
-    affected = [RecordRef(type="exception", id=record.id, version=record.version)]
+    affected = [RecordRef(type=RecordType.EXCEPTION, id=record.id, version=record.version)]
     if record.sku is not None:
-        affected.append(RecordRef(type="item", id=record.sku))
+        affected.append(RecordRef(type=RecordType.ITEM, id=record.sku))
     if record.supplier_id is not None:
-        affected.append(RecordRef(type="supplier", id=record.supplier_id))
+        affected.append(RecordRef(type=RecordType.SUPPLIER, id=record.supplier_id))
     return DraftContent(
         kind=kind,
         payload=parse_payload(kind, payload),

@@ -1,0 +1,181 @@
+"""What the service knows beyond a draft when the policy decides it: the decision context
+(``input.context`` in docs/policy-contract.md), read just before the decision.
+
+The context names the supplier and the items the payload refers to as the inventory holds
+them, the versions now stored of the records the draft is based on, and the spend the budget
+and agent rules weigh. When a draft is submitted or patched, every record it names must also
+exist; a draft about records nobody has is bad input, not something to decide.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from order3.audit.records import utc_timestamp
+from order3.domain.decisions import Action, DecisionContext, parse_utc
+from order3.domain.drafts import Draft, DraftKind, RecordType, Reference, parse_payload
+from order3.domain.errors import InvalidInput
+from order3.domain.inventory import Item, Supplier
+from order3.storage import inventory as store
+from order3.storage import repositories as repo
+
+_BUDGETED = (Action.SUBMIT, Action.PATCH, Action.EXECUTE)
+_CAPPED = (Action.SUBMIT, Action.PATCH)
+
+
+class _Found(msgspec.Struct, frozen=True, kw_only=True):
+    """The records a draft names, as stored now."""
+
+    items: dict[str, Item]
+    supplier: Supplier | None
+    versions: dict[tuple[str, str], int]
+    bins: set[tuple[str, str]]
+
+    def has(self, reference: Reference) -> bool:
+        if reference.type == "bin":
+            return (str(reference.location_id), reference.id) in self.bins
+        return (reference.type, reference.id) in self.versions
+
+
+async def decision_context(
+    connection: AsyncConnection, action: Action, draft: Draft, now: str
+) -> DecisionContext:
+    """The context of deciding ``action`` on ``draft`` at ``now``.
+
+    Raises:
+        InvalidInput: on submit and patch, the draft names a record that does not exist;
+            the field is where the draft names it.
+    """
+    references = parse_payload(draft.kind, draft.payload).references()
+    found = await _look_up(connection, draft, references)
+    if action in (Action.SUBMIT, Action.PATCH):
+        _ensure_found(draft, references, found)
+
+    return DecisionContext(
+        supplier=None if found.supplier is None else _supplier_context(found.supplier),
+        items={sku: {"category": item.category} for sku, item in sorted(found.items.items())},
+        records=_based_on(draft, found),
+        **await _spend(connection, action, draft, now),
+    )
+
+
+async def _look_up(
+    connection: AsyncConnection, draft: Draft, references: list[Reference]
+) -> _Found:
+    ws = draft.workspace_id
+    named = [(ref.type, ref.id) for ref in references if ref.type != "bin"]
+    named += [(str(record["type"]), str(record["id"])) for record in draft.affected_records]
+    skus = [ref.id for ref in references if ref.type == RecordType.ITEM]
+    suppliers = [ref.id for ref in references if ref.type == RecordType.SUPPLIER]
+    bins = [(str(ref.location_id), ref.id) for ref in references if ref.type == "bin"]
+    supplier = None
+    if suppliers:
+        supplier = await store.load_supplier(connection, ws, suppliers[0])
+
+    return _Found(
+        items=await store.items_by_sku(connection, ws, skus),
+        supplier=supplier,
+        versions=await store.record_versions(connection, ws, named),
+        bins=await store.bins_present(connection, ws, bins),
+    )
+
+
+def _ensure_found(draft: Draft, references: list[Reference], found: _Found) -> None:
+    for reference in references:
+        if not found.has(reference):
+            where = f" at location {reference.location_id}" if reference.type == "bin" else ""
+            raise InvalidInput(reference.path, f"no {reference.type} {reference.id}{where}")
+    for index, record in enumerate(draft.affected_records):
+        if (record["type"], record["id"]) not in found.versions:
+            raise InvalidInput(
+                f"$.affected_records[{index}]", f"no {record['type']} {record['id']}"
+            )
+
+
+def _supplier_context(supplier: Supplier) -> dict[str, Any]:
+    return {"id": supplier.id, "status": str(supplier.status), "created_by": supplier.owner.id}
+
+
+def _based_on(draft: Draft, found: _Found) -> list[dict[str, Any]]:
+    """The affected records with the version the draft names and the one stored now. An
+    exception the draft resolves is left out: its state moves with the draft itself."""
+    return [
+        {
+            "type": record["type"],
+            "id": record["id"],
+            "based_on_version": record.get("version"),
+            "current_version": found.versions.get((record["type"], record["id"])),
+        }
+        for record in draft.affected_records
+        if record["type"] != RecordType.EXCEPTION
+    ]
+
+
+async def _spend(
+    connection: AsyncConnection, action: Action, draft: Draft, now: str
+) -> dict[str, dict[str, Any] | None]:
+    """The spend the budget and agent rules weigh the draft against: the location's
+    purchase orders executed this month (submit, patch and execute of a purchase order) and
+    what the requester submitted today (submit and patch), both in the draft's currency.
+    Months and days are UTC, those of ``now``."""
+    amount = draft.amount
+    budgeted = draft.kind is DraftKind.PURCHASE_ORDER and action in _BUDGETED
+    capped = action in _CAPPED
+    spend: dict[str, dict[str, Any] | None] = {
+        "location_spend": None,
+        "requester_daily_spend": None,
+    }
+    if amount is None:
+        return spend
+    currency = str(amount.currency)
+    if budgeted:
+        location_id = str(draft.payload["location_id"])
+        since, until = _month_of(now)
+        executed = await repo.executed_location_spend(
+            connection,
+            draft.workspace_id,
+            location_id=location_id,
+            currency=currency,
+            since=since,
+            until=until,
+        )
+        spend["location_spend"] = {
+            "location_id": location_id,
+            "month": now[:7],
+            "currency": currency,
+            "executed_minor_units": executed,
+        }
+    if capped:
+        since, until = _day_of(now)
+        submitted = await repo.submitted_spend(
+            connection,
+            draft.workspace_id,
+            requester_id=draft.requester_id,
+            currency=currency,
+            since=since,
+            until=until,
+            leaving_out=draft.id,
+        )
+        spend["requester_daily_spend"] = {
+            "day": now[:10],
+            "currency": currency,
+            "submitted_minor_units": submitted,
+        }
+    return spend
+
+
+def _month_of(now: str) -> tuple[str, str]:
+    """The UTC month ``now`` falls in, as [start, start of the next month)."""
+    start = parse_utc(now, "now").replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = (start + timedelta(days=32)).replace(day=1)
+    return utc_timestamp(start), utc_timestamp(following)
+
+
+def _day_of(now: str) -> tuple[str, str]:
+    """The UTC day ``now`` falls in, as [midnight, the next midnight)."""
+    start = parse_utc(now, "now").replace(hour=0, minute=0, second=0, microsecond=0)
+    return utc_timestamp(start), utc_timestamp(start + timedelta(days=1))
