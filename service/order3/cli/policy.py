@@ -23,6 +23,7 @@ from order3.cli.audit import _utc_option
 from order3.config import REPO_ROOT, Settings
 from order3.logging import configure_logging
 from order3.policy.binary import OpaUnavailable, ensure_opa
+from order3.policy.corpus import CorpusInvalid, corpus_cases
 from order3.policy.replay import (
     Candidate,
     CandidateInvalid,
@@ -111,12 +112,18 @@ def test(directory: Path, opa_path: Path | None) -> None:
 @click.option("--since", callback=_utc_option, help="Decisions recorded at or after this time.")
 @click.option("--until", callback=_utc_option, help="Decisions recorded before this time.")
 @click.option("--workspace", help="Only this workspace's decisions.")
+@click.option(
+    "--corpus",
+    type=_directory,
+    help="Replay the cases of this decision corpus (such as policies/corpus) instead.",
+)
 @click.option("--opa", "opa_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def replay_command(
     candidate: Path,
     since: str | None,
     until: str | None,
     workspace: str | None,
+    corpus: Path | None,
     opa_path: Path | None,
 ) -> None:
     """Replay recorded decisions under a candidate policy set and report what would change.
@@ -125,14 +132,26 @@ def replay_command(
     data in settings/data.json. Each recorded decision's input is evaluated under it, and
     every decision whose outcome or rule ids would change is listed, grouped by the rules
     that changed. Nothing is changed; one audit record (policy.replayed) notes the run.
+
+    With --corpus, the corpus cases are replayed instead, each expecting the outcome and
+    rules it names; no database is opened and nothing is recorded, and the exit code is 1
+    when any case would change or fails to evaluate.
     """
     settings = Settings.from_env()
     configure_logging("warning", settings.log_format)
+    if corpus is not None and (since or until or workspace):
+        raise click.UsageError("--since, --until and --workspace select recorded decisions")
     opa = _opa(opa_path)
     try:
         policy_set = Candidate.from_directory(candidate)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    if corpus is not None:
+        report = asyncio.run(_replay_corpus(opa, policy_set, corpus))
+        _print_report(report, None)
+        if report.changes or report.failures:
+            raise SystemExit(1)
+        return
     where = AuditFilter(workspace_id=workspace, since=since, until=until)
     report, seq = asyncio.run(_replay(settings, opa, policy_set, where))
     _print_report(report, seq)
@@ -143,23 +162,8 @@ async def _replay(
 ) -> tuple[ReplayReport, int]:
     async with open_storage(settings) as (db, _, appender):
         with tempfile.TemporaryDirectory(prefix="order3-replay-") as workdir:
-            folder = candidate.write(Path(workdir))
-            try:
-                await check_candidate(opa, folder)
-            except CandidateInvalid as exc:
-                problems = "\n".join(
-                    f"  {p.module or '(candidate)'}: {p.message}" for p in exc.problems
-                )
-                raise click.ClickException(f"the candidate does not compile:\n{problems}") from None
-            progress = Progress(
-                TextColumn("replaying"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                disable=not sys.stderr.isatty(),
-            )
-            with progress:
+            folder = await _compiled(opa, candidate, Path(workdir))
+            with _progress() as progress:
                 task = progress.add_task("decisions", total=await count_recorded(db, where))
                 report = await replay(
                     recorded_cases(db, where),
@@ -180,7 +184,47 @@ async def _replay(
     return report, record.seq
 
 
-def _print_report(report: ReplayReport, seq: int) -> None:
+async def _replay_corpus(opa: Path, candidate: Candidate, corpus: Path) -> ReplayReport:
+    try:
+        cases = list(corpus_cases(corpus))
+    except (OSError, CorpusInvalid) as exc:
+        raise click.ClickException(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="order3-replay-") as workdir:
+        folder = await _compiled(opa, candidate, Path(workdir))
+        with _progress() as progress:
+            task = progress.add_task("cases", total=len(cases))
+            return await replay(
+                cases,
+                functools.partial(evaluate_batch, opa, folder),
+                candidate.revision(),
+                progress=lambda done: progress.advance(task, done),
+            )
+
+
+async def _compiled(opa: Path, candidate: Candidate, workdir: Path) -> Path:
+    """The candidate laid out in ``workdir``, once ``opa check`` has compiled it."""
+    folder = candidate.write(workdir)
+    try:
+        await check_candidate(opa, folder)
+    except CandidateInvalid as exc:
+        problems = "\n".join(f"  {p.module or '(candidate)'}: {p.message}" for p in exc.problems)
+        raise click.ClickException(f"the candidate does not compile:\n{problems}") from None
+
+    return folder
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not sys.stderr.isatty(),
+    )
+
+
+def _print_report(report: ReplayReport, seq: int | None) -> None:
     console = Console(highlight=False, soft_wrap=True)
     for group in report.changes:
         rules = [f"+{rule}" for rule in group.rules_added]
@@ -215,7 +259,8 @@ def _print_report(report: ReplayReport, seq: int) -> None:
     ]:
         table.add_row(label, str(value))
     console.print(table)
-    console.print(f"recorded as audit record {seq} (policy.replayed)", markup=False)
+    if seq is not None:
+        console.print(f"recorded as audit record {seq} (policy.replayed)", markup=False)
 
 
 def _strict(opa: Path, directory: Path) -> _Step:

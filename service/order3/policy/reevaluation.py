@@ -36,6 +36,13 @@ ENTRYPOINT = f"data.{DECISION_PACKAGE}.{DECISION_RULE}"
 # One `opa eval` for many inputs: the array given as input is iterated, and each element is
 # evaluated as the input of its own decision. Keys missing from the answer are undefined.
 _BATCH_QUERY = f"{{i: d | some i, x in input; d := {ENTRYPOINT} with input as x}}"
+# The same with keys of the policy data replaced by the caller's: the stdin is then
+# {"cases": [input, ...], "settings": {key: value, ...}}.
+_SETTINGS_BATCH_QUERY = (
+    "{i: d | given := input.settings; "
+    "s := object.union(object.remove(data.settings, object.keys(given)), given); "
+    f"some i, x in input.cases; d := {ENTRYPOINT} with input as x with data.settings as s}}"
+)
 _OPA_TIMEOUT_SECONDS = 120
 _VERSION = re.compile(r"^Version:\s*(\S+)", re.MULTILINE)
 
@@ -151,8 +158,10 @@ def evaluate(opa: Path, folder: Path, inputs: Sequence[Any]) -> list[Any]:
     return batch_results(answer.returncode, answer.stdout, answer.stderr, len(inputs))
 
 
-def batch_command(opa: Path, folder: Path) -> list[str]:
-    """The argv of one ``opa eval`` that decides every input of a JSON array on its stdin."""
+def batch_command(opa: Path, folder: Path, *, with_settings: bool = False) -> list[str]:
+    """The argv of one ``opa eval`` that decides every input of a JSON array on its stdin;
+    ``with_settings``, of ``{"cases": [...], "settings": {...}}``, where each key of those
+    settings replaces that key of ``data.settings``."""
     return [
         str(opa),
         "eval",
@@ -161,7 +170,7 @@ def batch_command(opa: Path, folder: Path) -> list[str]:
         "--data",
         str(folder),
         "--stdin-input",
-        _BATCH_QUERY,
+        _SETTINGS_BATCH_QUERY if with_settings else _BATCH_QUERY,
     ]
 
 

@@ -51,8 +51,9 @@ _PAGE = 1000
 _MODULE_NAME = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*\.rego$")
 _MODULES = "modules"
 
-BatchEvaluator = Callable[[list[Any]], Awaitable[list[Any]]]
-"""Decides a batch of inputs: one raw result for each, None where undefined."""
+BatchEvaluator = Callable[[list[Any], dict[str, Any] | None], Awaitable[list[Any]]]
+"""Decides a batch of inputs, with keys of ``data.settings`` replaced by the given settings
+(or None for none): one raw result for each, None where undefined."""
 
 
 class CandidateInvalid(ValueError):
@@ -88,6 +89,9 @@ class ReplayCase(msgspec.Struct, frozen=True, kw_only=True):
     expected: Expectation
     masked: list[str] = []
     """JSON pointers into ``input`` whose recorded values are keyed hashes, not the values."""
+    settings: dict[str, Any] | None = None
+    """Keys of the candidate's ``data.settings`` replaced for this case only: how a corpus
+    case reaches a rule that the shipped settings never let fire."""
     seq: int | None = None
     decision_id: str | None = None
     draft_id: str | None = None
@@ -222,16 +226,20 @@ async def check_candidate(opa: Path, folder: Path) -> None:
     raise CandidateInvalid([_module_problem(error, folder) for error in errors])
 
 
-async def evaluate_batch(opa: Path, folder: Path, inputs: list[Any]) -> list[Any]:
-    """The raw decision for each input under the policy in ``folder``, None where undefined.
+async def evaluate_batch(
+    opa: Path, folder: Path, inputs: list[Any], settings: dict[str, Any] | None = None
+) -> list[Any]:
+    """The raw decision for each input under the policy in ``folder``, with ``settings``
+    merged over its ``data.settings`` when given; None where undefined.
 
     Runs ``opa eval`` as an asyncio subprocess, so the event loop stays free meanwhile.
 
     Raises:
         RuntimeError: ``opa eval`` failed; the message is OPA's.
     """
-    command = batch_command(opa, folder)
-    code, stdout, stderr = await _run(Path(command[0]), command[1:], json.dumps(inputs))
+    command = batch_command(opa, folder, with_settings=settings is not None)
+    stdin = json.dumps(inputs if settings is None else {"cases": inputs, "settings": settings})
+    code, stdout, stderr = await _run(Path(command[0]), command[1:], stdin)
 
     return batch_results(code, stdout, stderr, len(inputs))
 
@@ -383,15 +391,24 @@ class _Tally:
 
 
 async def _replay_batch(batch: list[ReplayCase], evaluate: BatchEvaluator, tally: _Tally) -> None:
+    by_settings: dict[str, list[ReplayCase]] = {}
+    for case in batch:
+        by_settings.setdefault(json.dumps(case.settings, sort_keys=True), []).append(case)
+    for cases in by_settings.values():
+        await _replay_alike(cases, evaluate, tally)
+
+
+async def _replay_alike(batch: list[ReplayCase], evaluate: BatchEvaluator, tally: _Tally) -> None:
+    """Replay cases that share their settings."""
     try:
-        results = await evaluate([case.input for case in batch])
+        results = await evaluate([case.input for case in batch], batch[0].settings)
     except (RuntimeError, OSError, TimeoutError) as exc:
         if len(batch) == 1:
             tally.failed(batch[0], str(exc))
             return
         # One input that makes OPA fail must not hide the others: run them one by one.
         for case in batch:
-            await _replay_batch([case], evaluate, tally)
+            await _replay_alike([case], evaluate, tally)
         return
     for case, raw in zip(batch, results, strict=True):
         tally.compared(case, raw)
