@@ -35,10 +35,11 @@ outcome := "allowed" if {
 	allow
 } else := "denied"
 
-# When allowed: the allow reason, then every rule that raised the requirement.
-reasons := _denials if {
+# When allowed: the allow reason, then every rule that raised the requirement. A reason
+# may carry facts, the values its rule compared; they never change the order (_ordered).
+reasons := _ordered(_denials) if {
 	count(_denials) > 0
-} else := array.concat([r | some r in _accepts], _shaped_by)
+} else := array.concat(_ordered(_accepts), _shaped_by)
 
 # A pending draft's expiry and escalation, set by an allowed submit or patch only.
 default expires_at := null
@@ -246,12 +247,16 @@ _sets_workflow if {
 	input.action in {"submit", "patch"}
 }
 
-# The rules that raised the requirement above the spend tier, as reasons.
+# The rules that raised the requirement above the spend tier, as reasons (with their facts).
 default _shaped_by := []
 
-_shaped_by := [{"rule": item.rule, "message": item.message} | some item in quorum.contributions] if {
+_shaped_by := [object.remove(item, {"required"}) | some item in _ordered(quorum.contributions)] if {
 	input.action in {"submit", "patch", "approve", "execute"}
 }
+
+# A set of reasons as an array, in the order of the reasons without their facts: the order
+# the set alone gave before reasons carried facts, which sort first by their key.
+_ordered(items) := [pair[1] | some pair in sort([[object.remove(item, {"facts"}), item] | some item in items])]
 
 # What is still missing once the approval being decided is counted.
 _missing_if_counted[role] := left if {

@@ -68,6 +68,7 @@ _well_formed(d) if {
 	every r in d.reasons {
 		is_string(r.rule)
 		is_string(r.message)
+		_facts_well_formed(r)
 	}
 	every q in d.required {
 		is_string(q.role)
@@ -75,6 +76,41 @@ _well_formed(d) if {
 		is_array(q.excluded)
 	}
 	_workflow_well_formed(d)
+}
+
+# A reason's facts, when it has any, map snake_case keys to strings, integers, null (a
+# deleted record's version), arrays of strings, or money as {minor_units, currency}.
+_facts_well_formed(r) if not "facts" in object.keys(r)
+
+_facts_well_formed(r) if {
+	is_object(r.facts)
+	every key, value in r.facts {
+		regex.match(`^[a-z][a-z0-9_]*$`, key)
+		_fact_value(value)
+	}
+}
+
+_fact_value(value) if is_string(value)
+
+_fact_value(value) if {
+	is_number(value)
+	value == floor(value)
+}
+
+_fact_value(null)
+
+_fact_value(value) if {
+	is_array(value)
+	every item in value {
+		is_string(item)
+	}
+}
+
+_fact_value(value) if {
+	object.keys(value) == {"minor_units", "currency"}
+	is_number(value.minor_units)
+	value.minor_units == floor(value.minor_units)
+	is_string(value.currency)
 }
 
 # A denial sets no workflow; an expiry is a time, and an escalation comes before it.
@@ -618,4 +654,70 @@ test_allowed_reject_of_a_draft_whose_item_changed if {
 	inp := object.union(_input("reject", _manager, {"verdict": "reject", "role": "manager"}, []), _stale)
 
 	order3.decision.allow with input as inp
+}
+
+# --- facts ---------------------------------------------------------------------------
+
+test_allowed_facts_of_the_rules_that_raised_the_requirement if {
+	d := order3.decision with input as _with_amount(_input("submit", _agent, null, []), 499999)
+
+	_well_formed(d)
+	d.reasons[1] == {
+		"rule": "quorum.two_person",
+		"message": "at or above 250000 USD minor units two people must approve: finance x1 added",
+		"facts": {
+			"amount": {"minor_units": 499999, "currency": "USD"},
+			"threshold": {"minor_units": 250000, "currency": "USD"},
+			"role": "finance",
+			"count": 1,
+		},
+	}
+}
+
+test_denied_facts_of_every_rule_that_fired if {
+	limit := data.settings.agents.daily_spend_limit.USD
+	inp := object.union(_input("submit", _agent, null, []), {"context": {
+		"requester_daily_spend": {"submitted_minor_units": limit},
+		"records": [{"type": "item", "id": "SKU-1", "based_on_version": 1, "current_version": 2}],
+	}})
+	d := order3.decision with input as inp
+
+	_well_formed(d)
+	{r.rule: r.facts | some r in d.reasons} == {
+		"agents.daily_spend_exceeded": {
+			"requester_id": "prn_agent",
+			"day": "2026-12-03",
+			"drafted_today": {"minor_units": limit, "currency": "USD"},
+			"amount": {"minor_units": 1250000, "currency": "USD"},
+			"total": {"minor_units": limit + 1250000, "currency": "USD"},
+			"daily_limit": {"minor_units": limit, "currency": "USD"},
+		},
+		"records.changed_since_drafted": {"record_type": "item", "record_id": "SKU-1", "based_on_version": 1, "current_version": 2},
+	}
+}
+
+# Facts sort first among a reason's keys; the reasons keep the order of rule and message.
+test_denied_facts_do_not_reorder_reasons if {
+	clerk := {"id": "prn_clerk", "type": "user", "roles": ["clerk"]}
+	d := order3.decision with input as _input("approve", clerk, _approve_as("clerk"), [])
+
+	_well_formed(d)
+	[r.rule | some r in d.reasons] == ["duties.not_an_approver", "spend.approver_limit_not_configured", "approval.role_not_required"]
+	d.reasons[1].facts == {"role": "clerk", "currency": "USD"}
+}
+
+test_allowed_facts_do_not_reorder_the_rules_that_raised_the_requirement if {
+	inp := json.patch(_input("submit", _manager, null, []), [
+		{"op": "replace", "path": "/draft/kind", "value": "adjustment"},
+		{"op": "replace", "path": "/draft/requester", "value": {"id": "prn_manager", "type": "user"}},
+		{"op": "replace", "path": "/draft/amount/minor_units", "value": 300000},
+		{"op": "replace", "path": "/draft/payload", "value": {"sku": "SKU-1", "location_id": "loc_1", "quantity_delta": -1, "reason_code": "damaged", "unit_cost": {"minor_units": 300000, "currency": "USD"}}},
+		{"op": "replace", "path": "/context/items", "value": {"SKU-1": {"category": "parts"}}},
+	])
+	d := order3.decision with input as inp with data.settings.adjustments.required as {"manager": 1}
+
+	_well_formed(d)
+	[r.rule | some r in d.reasons] == ["submit.accepted", "adjustments.finance_required", "quorum.two_person"]
+	d.reasons[1].facts.required == ["1 manager approval"]
+	not d.reasons[1].required
 }

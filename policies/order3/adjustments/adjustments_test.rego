@@ -34,6 +34,34 @@ test_allowed_at_threshold_needs_finance if {
 	item.required == data.settings.adjustments.required
 }
 
+test_allowed_finance_required_facts_name_values if {
+	[item] := [c | some c in adjustments.contribution] with input as _input("reconciliation", _threshold + 5)
+
+	item.facts == {
+		"kind": "reconciliation",
+		"amount": {"minor_units": _threshold + 5, "currency": "USD"},
+		"threshold": {"minor_units": _threshold, "currency": "USD"},
+		"required": ["1 finance approval"],
+	}
+}
+
+test_allowed_finance_required_facts_without_threshold if {
+	inp := object.union(_input("adjustment", 1), {"draft": {"amount": {"currency": "CHF"}}})
+
+	[item] := [c | some c in adjustments.contribution] with input as inp
+
+	item.facts.threshold == {"minor_units": 0, "currency": "CHF"}
+}
+
+test_allowed_finance_required_facts_count_approvals_in_words if {
+	required := {"finance": 2, "manager": 1}
+
+	[item] := [c | some c in adjustments.contribution] with input as _input("adjustment", _threshold)
+		with data.settings.adjustments.required as required
+
+	item.facts.required == ["2 finance approvals", "1 manager approval"]
+}
+
 test_allowed_above_threshold_reconciliation_needs_finance if {
 	_rules(_input("reconciliation", _threshold + 1)) == {"adjustments.finance_required"}
 }

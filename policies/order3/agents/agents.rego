@@ -20,6 +20,7 @@ needs_human if input.draft.requester.type == "agent"
 #   currency plus this draft's amount is above data.settings.agents.daily_spend_limit.
 # custom:
 #   id: agents.daily_spend_exceeded
+#   explanation: the {drafted_today} this agent already drafted on {day} plus this draft's {amount} is above its daily limit of {daily_limit}
 deny contains reason if {
 	_checks_spend
 	_spend_known
@@ -31,6 +32,14 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("agent %v would draft %d %v minor units today, above its daily limit of %d", [input.draft.requester.id, total, spend.amount.currency, limit]),
+		"facts": {
+			"requester_id": input.draft.requester.id,
+			"day": input.context.requester_daily_spend.day,
+			"drafted_today": spend.money(_drafted_today),
+			"amount": spend.money(spend.amount.minor_units),
+			"total": spend.money(total),
+			"daily_limit": spend.money(limit),
+		},
 	}
 }
 

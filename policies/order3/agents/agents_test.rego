@@ -38,6 +38,20 @@ test_denied_one_above_daily_limit if {
 	}
 }
 
+test_denied_daily_spend_facts_name_values if {
+	[r] := [r | some r in agents.deny] with input as _input("submit", "agent", 100, _limit - 99)
+
+	r.rule == "agents.daily_spend_exceeded"
+	r.facts == {
+		"requester_id": "prn_bot",
+		"day": "2026-12-03",
+		"drafted_today": {"minor_units": _limit - 99, "currency": "USD"},
+		"amount": {"minor_units": 100, "currency": "USD"},
+		"total": {"minor_units": _limit + 1, "currency": "USD"},
+		"daily_limit": {"minor_units": _limit, "currency": "USD"},
+	}
+}
+
 test_allowed_users_have_no_daily_limit if {
 	count(agents.deny) == 0 with input as _input("submit", "user", _limit + 1, 0)
 }

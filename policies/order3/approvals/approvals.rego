@@ -31,16 +31,24 @@ lapsed contains approval if {
 #   have lapsed; those approvers must approve again.
 # custom:
 #   id: approvals.expired
+#   explanation: the approvals by {approvers} are {max_age_days} days old or older and no longer count
 deny contains reason if {
 	input.action == "execute"
 	count(execution.missing) > 0
 	count(lapsed) > 0
 
 	approvers := sort({object.get(a, ["approver", "id"], "<missing>") | some a in lapsed})
+	given_at := sort({sprintf("%v", [object.get(a, "decided_at", "<missing>")]) | some a in lapsed})
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("approvals by %v are older than %v days and no longer count", [approvers, _max_age_days]),
+		"facts": {
+			"approvers": [sprintf("%v", [id]) | some id in approvers],
+			"decided_at": given_at,
+			"max_age_days": _max_age_days,
+			"now": object.get(input, ["context", "now"], "<missing>"),
+		},
 	}
 }
 

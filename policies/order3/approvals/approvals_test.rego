@@ -65,6 +65,19 @@ test_denied_expired_message_names_approvers if {
 	r.message == "approvals by [\"prn_manager\"] are older than 7 days and no longer count"
 }
 
+test_denied_expired_facts_name_values if {
+	inp := _execute([_approval("prn_manager", _at_max_age), _approval("prn_ann", "2026-11-01T00:00:00Z")])
+
+	[r] := [r | some r in approvals.deny] with input as inp
+
+	r.facts == {
+		"approvers": ["prn_ann", "prn_manager"],
+		"decided_at": ["2026-11-01T00:00:00Z", _at_max_age],
+		"max_age_days": 7,
+		"now": _now,
+	}
+}
+
 test_allowed_lapsed_approval_ignored_when_nothing_missing if {
 	inp := _execute([_approval("prn_old", _at_max_age), _approval("prn_manager", "2026-12-09T10:00:00Z")])
 

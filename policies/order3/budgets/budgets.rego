@@ -23,16 +23,26 @@ budget := data.settings.location_budgets.default[spend.amount.currency] if {
 #   executed this month at its location plus its own amount is above the budget.
 # custom:
 #   id: budgets.monthly_budget_exceeded
+#   explanation: the {executed} already spent at location {location_id} in {month} plus this purchase order's {amount} is above the monthly budget of {budget}
 deny contains reason if {
 	_applies
 	_spend_known
 
-	total := input.context.location_spend.executed_minor_units + spend.amount.minor_units
+	executed := input.context.location_spend.executed_minor_units
+	total := executed + spend.amount.minor_units
 	total > budget
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("location %v would spend %d %v minor units in %v, above its budget of %d", [_location, total, spend.amount.currency, _month, budget]),
+		"facts": {
+			"location_id": _location,
+			"month": _month,
+			"executed": spend.money(executed),
+			"amount": spend.money(spend.amount.minor_units),
+			"total": spend.money(total),
+			"budget": spend.money(budget),
+		},
 	}
 }
 

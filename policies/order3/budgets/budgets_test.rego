@@ -44,6 +44,20 @@ test_denied_over_budget_message_names_values if {
 	r.message == sprintf("location loc_1 would spend %d USD minor units in 2026-12, above its budget of %d", [_budget + 1, _budget])
 }
 
+test_denied_over_budget_facts_name_values if {
+	[r] := [r | some r in budgets.deny] with input as _input("execute", 1, _budget)
+
+	r.rule == "budgets.monthly_budget_exceeded"
+	r.facts == {
+		"location_id": "loc_1",
+		"month": "2026-12",
+		"executed": {"minor_units": _budget, "currency": "USD"},
+		"amount": {"minor_units": 1, "currency": "USD"},
+		"total": {"minor_units": _budget + 1, "currency": "USD"},
+		"budget": {"minor_units": _budget, "currency": "USD"},
+	}
+}
+
 test_allowed_budget_not_checked_at_approve_or_for_other_kinds if {
 	count(budgets.deny) == 0 with input as _input("approve", 1, _budget)
 	count(budgets.deny) == 0 with input as object.union(_input("submit", 1, _budget), {"draft": {"kind": "adjustment"}})

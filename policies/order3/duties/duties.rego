@@ -26,6 +26,7 @@ independent_approval(approval) if {
 # description: The requester of a draft can never approve it.
 # custom:
 #   id: duties.requester_cannot_approve
+#   explanation: the requester of this draft, {actor_id}, cannot approve it
 deny contains reason if {
 	input.action == "approve"
 	_is_requester
@@ -33,6 +34,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("%v requested this draft and cannot approve it", [_actor_id]),
+		"facts": {"actor_id": _actor_id, "requester_id": input.draft.requester.id},
 	}
 }
 
@@ -41,6 +43,7 @@ deny contains reason if {
 # description: The requester of a draft can never reject it (they may dismiss it instead).
 # custom:
 #   id: duties.requester_cannot_reject
+#   explanation: the requester of this draft, {actor_id}, cannot reject it
 deny contains reason if {
 	input.action == "reject"
 	_is_requester
@@ -48,6 +51,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("%v requested this draft and cannot reject it", [_actor_id]),
+		"facts": {"actor_id": _actor_id, "requester_id": input.draft.requester.id},
 	}
 }
 
@@ -56,6 +60,7 @@ deny contains reason if {
 # description: Agents may submit drafts but never approve them.
 # custom:
 #   id: duties.agent_cannot_approve
+#   explanation: the agent {actor_id} cannot approve, as agents never approve drafts
 deny contains reason if {
 	input.action == "approve"
 	_is_agent
@@ -63,6 +68,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("%v is an agent and agents cannot approve", [_actor_id]),
+		"facts": {"actor_id": _actor_id, "actor_type": input.actor.type},
 	}
 }
 
@@ -71,6 +77,7 @@ deny contains reason if {
 # description: Agents may submit drafts but never reject them.
 # custom:
 #   id: duties.agent_cannot_reject
+#   explanation: the agent {actor_id} cannot reject, as agents never reject drafts
 deny contains reason if {
 	input.action == "reject"
 	_is_agent
@@ -78,6 +85,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("%v is an agent and agents cannot reject", [_actor_id]),
+		"facts": {"actor_id": _actor_id, "actor_type": input.actor.type},
 	}
 }
 
@@ -88,6 +96,7 @@ deny contains reason if {
 #   again, in any role: one person fills one place. A lapsed approval may be renewed.
 # custom:
 #   id: duties.duplicate_approver
+#   explanation: the approver {actor_id} has already approved this content
 deny contains reason if {
 	input.action == "approve"
 
@@ -99,6 +108,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("%v has already approved this content", [_actor_id]),
+		"facts": {"actor_id": _actor_id},
 	}
 }
 

@@ -45,6 +45,18 @@ test_denied_agent_approves if {
 	_ids(duties.deny) == {"duties.agent_cannot_approve"} with input as _approve(_agent)
 }
 
+test_denied_requester_approves_facts if {
+	[r] := [r | some r in duties.deny] with input as _approve(_requester)
+
+	r.facts == {"actor_id": "prn_requester", "requester_id": "prn_requester"}
+}
+
+test_denied_agent_approves_facts if {
+	[r] := [r | some r in duties.deny] with input as _approve(_agent)
+
+	r.facts == {"actor_id": "prn_agent", "actor_type": "agent"}
+}
+
 test_denied_agent_requester_approves_gets_both if {
 	agent_draft := object.union(_draft, {"requester": {"id": "prn_agent", "type": "agent"}})
 	inp := object.union(_approve(_agent), {"draft": agent_draft})
@@ -57,6 +69,14 @@ test_denied_duplicate_approver if {
 	inp := _input("approve", object.union(_manager, {"roles": ["manager", "finance"]}), {"verdict": "approve", "role": "finance"}, [prior])
 
 	_ids(duties.deny) == {"duties.duplicate_approver"} with input as inp
+}
+
+test_denied_duplicate_approver_facts if {
+	prior := {"approver": _manager, "verdict": "approve", "role": "manager", "decided_at": "2026-12-03T10:05:00Z"}
+
+	[r] := [r | some r in duties.deny] with input as _input("approve", _manager, {"verdict": "approve", "role": "manager"}, [prior])
+
+	r.facts == {"actor_id": "prn_manager"}
 }
 
 test_allowed_prior_reject_is_not_duplicate if {
@@ -89,6 +109,14 @@ test_denied_requester_rejects if {
 
 test_denied_agent_rejects if {
 	_ids(duties.deny) == {"duties.agent_cannot_reject"} with input as _reject(_agent)
+}
+
+test_denied_requester_and_agent_reject_facts if {
+	[r] := [r | some r in duties.deny] with input as _reject(_requester)
+	[s] := [s | some s in duties.deny] with input as _reject(_agent)
+
+	r.facts == {"actor_id": "prn_requester", "requester_id": "prn_requester"}
+	s.facts == {"actor_id": "prn_agent", "actor_type": "agent"}
 }
 
 test_denied_reject_in_role_not_held if {

@@ -32,6 +32,7 @@ missing[role] := needed - have if {
 # description: A draft executes only when every approval its tier requires has been given.
 # custom:
 #   id: execution.approvals_incomplete
+#   explanation: the draft still needs {missing} before it can be executed
 deny contains reason if {
 	input.action == "execute"
 	count(missing) > 0
@@ -41,6 +42,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("approvals still required before execution: %v", [concat(", ", still)]),
+		"facts": {"missing": _approvals(missing)},
 	}
 }
 
@@ -68,3 +70,10 @@ _counted contains [approval.role, approval.approver.id] if {
 	duties.independent_approval(approval)
 	spend.within_limit(approval.role)
 }
+
+# The approvals in counts as words for a reason's facts, sorted by role: ["1 finance approval"].
+_approvals(counts) := [_approval_words(role, counts[role]) | some role in sort(object.keys(counts))]
+
+_approval_words(role, 1) := sprintf("1 %v approval", [role])
+
+_approval_words(role, n) := sprintf("%d %v approvals", [n, role]) if n != 1

@@ -66,6 +66,20 @@ test_denied_execute_incomplete_message_lists_roles if {
 	r.message == "approvals still required before execution: finance x1, manager x1"
 }
 
+test_denied_execute_incomplete_facts_list_what_is_missing if {
+	[r] := [r | some r in execution.deny] with input as _execute(500000, [])
+
+	r.facts == {"missing": ["1 finance approval", "1 manager approval"]}
+}
+
+test_denied_execute_incomplete_facts_count_in_words if {
+	settings := object.union(data.settings, {"approval_tiers": {"USD": [{"from_minor_units": 0, "required": {"manager": 3}}]}})
+
+	[r] := [r | some r in execution.deny] with input as _execute(1, [_manager]) with data.settings as settings
+
+	r.facts == {"missing": ["2 manager approvals"]}
+}
+
 test_denied_execute_rejection_does_not_count if {
 	rejected := object.union(_manager, {"verdict": "reject"})
 

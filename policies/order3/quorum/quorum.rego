@@ -50,6 +50,7 @@ excluded contains approval.approver.id if {
 #   roles and counts the overlay names are required, whatever the tier asks.
 # custom:
 #   id: quorum.minimum_roles
+#   explanation: the total of {amount} is at or above {threshold}, from which the draft needs at least {required}
 _overlays contains item if {
 	some overlay in data.settings.quorum[spend.amount.currency]
 	spend.amount.minor_units >= overlay.from_minor_units
@@ -58,6 +59,11 @@ _overlays contains item if {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("at or above %d %v minor units at least %v are required", [overlay.from_minor_units, spend.amount.currency, _describe(overlay.required)]),
 		"required": overlay.required,
+		"facts": {
+			"amount": spend.money(spend.amount.minor_units),
+			"threshold": spend.money(overlay.from_minor_units),
+			"required": _approvals(overlay.required),
+		},
 	}
 }
 
@@ -69,6 +75,7 @@ _overlays contains item if {
 #   difference is asked of data.settings.two_person.role.
 # custom:
 #   id: quorum.two_person
+#   explanation: the total of {amount} is at or above {threshold}, from which two people must approve, so the {role} approvals needed go up by {count}
 _top_ups contains item if {
 	_two_person
 	_short > 0
@@ -77,6 +84,12 @@ _top_ups contains item if {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("at or above %d %v minor units two people must approve: %v x%d added", [_two_person_from, spend.amount.currency, _top_up_role, _short]),
 		"required": {_top_up_role: _short},
+		"facts": {
+			"amount": spend.money(spend.amount.minor_units),
+			"threshold": spend.money(_two_person_from),
+			"role": _top_up_role,
+			"count": _short,
+		},
 	}
 }
 
@@ -88,6 +101,7 @@ _top_ups contains item if {
 #   data.settings.agents.human_role is required.
 # custom:
 #   id: agents.human_approval_required
+#   explanation: an agent ({requester_id}) requested this draft and a human must approve it, so the {role} approvals needed go up by {count}
 _top_ups contains item if {
 	not _two_person
 	agents.needs_human
@@ -97,6 +111,11 @@ _top_ups contains item if {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("an agent requested this draft: %v x%d added so that a human approves", [_top_up_role, _short]),
 		"required": {_top_up_role: _short},
+		"facts": {
+			"requester_id": object.get(input, ["draft", "requester", "id"], "<missing>"),
+			"role": _top_up_role,
+			"count": _short,
+		},
 	}
 }
 
@@ -144,3 +163,10 @@ _top_up_role := data.settings.two_person.role if _two_person
 _top_up_role := data.settings.agents.human_role if not _two_person
 
 _describe(counts) := concat(", ", [sprintf("%v x%d", [role, counts[role]]) | some role in sort(object.keys(counts))])
+
+# The approvals in counts as words for a reason's facts, sorted by role: ["3 finance approvals"].
+_approvals(counts) := [_approval_words(role, counts[role]) | some role in sort(object.keys(counts))]
+
+_approval_words(role, 1) := sprintf("1 %v approval", [role])
+
+_approval_words(role, n) := sprintf("%d %v approvals", [n, role]) if n != 1

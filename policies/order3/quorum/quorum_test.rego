@@ -44,6 +44,26 @@ test_allowed_at_two_person_needs_two if {
 	_rules(inp) == {"quorum.two_person"}
 }
 
+test_allowed_two_person_facts_name_values if {
+	[item] := [c | some c in quorum.contributions] with input as _input("user", _two_person + 1)
+
+	item.facts == {
+		"amount": {"minor_units": _two_person + 1, "currency": "USD"},
+		"threshold": {"minor_units": _two_person, "currency": "USD"},
+		"role": data.settings.two_person.role,
+		"count": 1,
+	}
+}
+
+test_allowed_two_person_facts_count_what_was_added if {
+	tiers := {"USD": [{"from_minor_units": 0, "required": {}}]}
+
+	[item] := [c | some c in quorum.contributions] with input as _input("user", _two_person)
+		with data.settings.approval_tiers as tiers
+
+	item.facts.count == 2
+}
+
 test_allowed_two_person_not_added_when_tier_has_two if {
 	inp := _input("user", 500000)
 
@@ -74,6 +94,19 @@ test_allowed_at_overlay if {
 	_rules(inp) == {"quorum.minimum_roles"}
 }
 
+test_allowed_overlay_facts_name_values if {
+	overlays := {"USD": [{"from_minor_units": 10000000, "required": {"finance": 3, "manager": 1}}]}
+
+	[item] := [c | some c in quorum.contributions] with input as _input("user", 12000000)
+		with data.settings.quorum as overlays
+
+	item.facts == {
+		"amount": {"minor_units": 12000000, "currency": "USD"},
+		"threshold": {"minor_units": 10000000, "currency": "USD"},
+		"required": ["3 finance approvals", "1 manager approval"],
+	}
+}
+
 test_allowed_overlay_adds_roles_the_tier_lacks if {
 	overlays := {"USD": [{"from_minor_units": 0, "required": {"finance": 1}}]}
 
@@ -96,6 +129,15 @@ test_allowed_agent_draft_with_empty_tier_needs_a_human if {
 
 	quorum.requirement == {data.settings.agents.human_role: 1} with input as inp with data.settings.approval_tiers as tiers
 	_rules(inp) == {"agents.human_approval_required"} with data.settings.approval_tiers as tiers
+}
+
+test_allowed_agent_draft_facts_name_the_role_added if {
+	tiers := {"USD": [{"from_minor_units": 0, "required": {}}]}
+
+	[item] := [c | some c in quorum.contributions] with input as _input("agent", 1)
+		with data.settings.approval_tiers as tiers
+
+	item.facts == {"requester_id": "prn_requester", "role": data.settings.agents.human_role, "count": 1}
 }
 
 test_allowed_user_draft_with_empty_tier_needs_nothing if {

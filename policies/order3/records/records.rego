@@ -22,18 +22,25 @@ changed contains record if {
 #   A draft cannot be submitted, patched, approved or executed while a record it names a
 #   version of is at another version: whoever drafted it did not see that change. The
 #   requester patches the draft with the versions it is now based on, which drops the
-#   approvals given to the old content.
+#   approvals given to the old content. One reason per changed record; its facts'
+#   current_version is null for a record that no longer exists.
 # custom:
 #   id: records.changed_since_drafted
+#   explanation: the {record_type} {record_id} has changed since the draft was based on its version {based_on_version}
 deny contains reason if {
 	input.action in {"submit", "patch", "approve", "execute"}
-	count(changed) > 0
 
-	described := [_describe(record) | some record in changed]
+	some record in changed
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
-		"message": sprintf("the draft is based on records that have changed since: %v", [concat("; ", sort(described))]),
+		"message": sprintf("the draft is based on records that have changed since: %v", [_describe(record)]),
+		"facts": {
+			"record_type": record.type,
+			"record_id": record.id,
+			"based_on_version": record.based_on_version,
+			"current_version": record.current_version,
+		},
 	}
 }
 

@@ -48,6 +48,32 @@ test_denied_record_that_no_longer_exists if {
 	contains(reason.message, "item SKU-1 no longer exists (the draft is based on version 2)")
 }
 
+test_denied_changed_record_facts_name_versions if {
+	[reason] := [r | some r in records.deny] with input as _input("submit", [_record(3, 4)])
+
+	reason.facts == {"record_type": "item", "record_id": "SKU-1", "based_on_version": 3, "current_version": 4}
+}
+
+test_denied_deleted_record_facts_have_no_current_version if {
+	[reason] := [r | some r in records.deny] with input as _input("execute", [_record(2, null)])
+
+	reason.facts == {"record_type": "item", "record_id": "SKU-1", "based_on_version": 2, "current_version": null}
+}
+
+test_denied_one_reason_per_changed_record if {
+	supplier := {"type": "supplier", "id": "sup_1", "based_on_version": 1, "current_version": 2}
+	inp := _input("approve", [_record(3, 4), _record(5, 5), supplier])
+
+	{r.facts | some r in records.deny} == {
+		{"record_type": "item", "record_id": "SKU-1", "based_on_version": 3, "current_version": 4},
+		{"record_type": "supplier", "record_id": "sup_1", "based_on_version": 1, "current_version": 2},
+	} with input as inp
+	{r.message | some r in records.deny} == {
+		"the draft is based on records that have changed since: item SKU-1 is at version 4, not 3",
+		"the draft is based on records that have changed since: supplier sup_1 is at version 2, not 1",
+	} with input as inp
+}
+
 test_allowed_reject_and_dismiss_of_a_stale_draft if {
 	count(records.deny) == 0 with input as _input("reject", [_record(3, 4)])
 	count(records.deny) == 0 with input as _input("dismiss", [_record(3, 4)])

@@ -16,6 +16,10 @@ requirement := data.settings.no_amount_required if input.draft.amount == null
 # amount: the draft's money, {minor_units, currency}, when it is valid and not null.
 amount := input.draft.amount if _has_amount
 
+# money(minor_units): minor_units of the draft's currency, {minor_units, currency}; the shape
+# every amount takes in a reason's facts.
+money(minor_units) := {"minor_units": minor_units, "currency": _currency}
+
 # category_amounts: limited item category -> the part of the amount spent on items of that
 # category. An item's category is its inventory record's (input.context.items); only the
 # categories data.settings.category_limits names are limited.
@@ -140,6 +144,7 @@ deny contains reason if {
 # description: An approval in a role whose limit for the currency is below the draft amount is refused.
 # custom:
 #   id: spend.over_approver_limit
+#   explanation: the total of {amount} is above the {role} limit of {limit}
 deny contains reason if {
 	input.action == "approve"
 	_has_amount
@@ -151,6 +156,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("amount %d %v minor units exceeds %v limit %d", [_minor, _currency, role, limit]),
+		"facts": {"amount": money(_minor), "role": role, "limit": money(limit)},
 	}
 }
 
@@ -159,6 +165,7 @@ deny contains reason if {
 # description: An approval in a role with no limit for the draft currency is refused.
 # custom:
 #   id: spend.approver_limit_not_configured
+#   explanation: the {role} role has no approval limit in {currency}
 deny contains reason if {
 	input.action == "approve"
 	_has_amount
@@ -170,6 +177,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("role %v has no approval limit configured for %v", [role, _currency]),
+		"facts": {"role": role, "currency": _currency},
 	}
 }
 
@@ -180,6 +188,7 @@ deny contains reason if {
 #   above the role's limit for that category (data.settings.category_limits).
 # custom:
 #   id: spend.over_category_limit
+#   explanation: the {category} items come to {category_amount}, above the {role} limit of {limit} for that category
 deny contains reason if {
 	input.action == "approve"
 
@@ -191,6 +200,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("%d %v minor units of %v items exceeds %v limit %d for that category", [part, _currency, category, role, limit]),
+		"facts": {"category": category, "category_amount": money(part), "role": role, "limit": money(limit)},
 	}
 }
 
@@ -222,6 +232,7 @@ deny contains reason if {
 #   item's category, and so its category limits, cannot be known.
 # custom:
 #   id: spend.item_unknown
+#   explanation: item {sku} is not known, so its category limits cannot be checked
 deny contains reason if {
 	_needs_requirement
 	_has_amount
@@ -232,6 +243,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("item %v is not in context.items, so its category limits cannot be checked", [sku]),
+		"facts": {"sku": sprintf("%v", [sku])},
 	}
 }
 

@@ -154,6 +154,13 @@ test_denied_over_limit_message_names_values if {
 	r.message == "amount 2500001 USD minor units exceeds manager limit 2500000"
 }
 
+test_denied_over_limit_facts_name_values if {
+	[r] := [r | some r in spend.deny] with input as _approve(_usd(2500001), "manager")
+
+	r.rule == "spend.over_approver_limit"
+	r.facts == {"amount": {"minor_units": 2500001, "currency": "USD"}, "role": "manager", "limit": {"minor_units": 2500000, "currency": "USD"}}
+}
+
 test_allowed_finance_at_limit if {
 	count(spend.deny) == 0 with input as _approve(_usd(100000000), "finance")
 }
@@ -168,6 +175,12 @@ test_allowed_limit_ignored_for_null_amount if {
 
 test_denied_approver_limit_not_configured if {
 	_ids(spend.deny) == {"spend.approver_limit_not_configured"} with input as _approve(_usd(1), "auditor")
+}
+
+test_denied_approver_limit_not_configured_facts if {
+	[r] := [r | some r in spend.deny] with input as _approve({"minor_units": 1, "currency": "EUR"}, "auditor")
+
+	r.facts == {"role": "auditor", "currency": "EUR"}
 }
 
 test_allowed_within_limit_helper if {
@@ -263,6 +276,20 @@ test_denied_manager_one_above_category_limit if {
 	spend.within_limit("finance") with input as inp
 }
 
+test_denied_over_category_limit_facts_name_values if {
+	inp := _order([_line(_hazardous, 2, 150000), _line("SKU-1", 1, 7)], "manager")
+
+	[r] := [r | some r in spend.deny] with input as inp
+
+	r.rule == "spend.over_category_limit"
+	r.facts == {
+		"category": "hazardous",
+		"category_amount": {"minor_units": 300000, "currency": "USD"},
+		"role": "manager",
+		"limit": {"minor_units": _manager_hazardous_limit, "currency": "USD"},
+	}
+}
+
 test_denied_category_limit_not_configured_for_role if {
 	limits := {"hazardous": {"finance": {"USD": 100}}}
 	inp := _order([_line(_hazardous, 1, 1)], "manager")
@@ -284,6 +311,18 @@ test_denied_item_missing_from_context if {
 
 	_ids(spend.deny) == {"spend.item_unknown"} with input as inp
 	spend.category_amounts == {} with input as inp
+}
+
+test_denied_item_unknown_facts_name_the_sku if {
+	inp := json.patch(_order([_line(_hazardous, 1, 1)], "manager"), [{"op": "replace", "path": "/context/items", "value": {}}])
+
+	[r] := [r | some r in spend.deny] with input as inp
+
+	r.facts == {"sku": _hazardous}
+}
+
+test_allowed_money_is_in_the_draft_currency if {
+	spend.money(12) == {"minor_units": 12, "currency": "GBP"} with input as _input("submit", {"minor_units": 1, "currency": "GBP"})
 }
 
 test_allowed_category_of_adjustment_reconciliation_and_transfer if {

@@ -21,6 +21,7 @@ creator := input.context.supplier.created_by if {
 #   data.settings.suppliers.on_hold_required on top of its tier.
 # custom:
 #   id: suppliers.on_hold_needs_finance
+#   explanation: supplier {supplier_id} is on hold, so a purchase order to it needs at least {required}
 contribution contains item if {
 	_purchase_order
 	_on_hold
@@ -31,6 +32,7 @@ contribution contains item if {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("supplier %v is on hold: %v required", [_supplier_id, _describe(required)]),
 		"required": required,
+		"facts": {"supplier_id": _supplier_id, "status": "on_hold", "required": _approvals(required)},
 	}
 }
 
@@ -41,6 +43,7 @@ contribution contains item if {
 #   with status blocked in input.context.supplier) is refused at submit, patch and execute.
 # custom:
 #   id: suppliers.blocked
+#   explanation: supplier {supplier_id} is blocked, so no purchase order to it may go ahead
 deny contains reason if {
 	input.action in {"submit", "patch", "execute"}
 	_purchase_order
@@ -49,6 +52,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("supplier %v is blocked; no purchase order to it may go ahead", [_supplier_id]),
+		"facts": {"supplier_id": _supplier_id, "status": "blocked"},
 	}
 }
 
@@ -57,6 +61,7 @@ deny contains reason if {
 # description: Whoever created a supplier cannot approve a purchase order to that supplier.
 # custom:
 #   id: suppliers.creator_cannot_approve
+#   explanation: the approver {creator_id} created supplier {supplier_id} and cannot approve a purchase order to it
 deny contains reason if {
 	input.action == "approve"
 	_purchase_order
@@ -66,6 +71,7 @@ deny contains reason if {
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
 		"message": sprintf("%v created supplier %v and cannot approve a purchase order to it", [creator, _supplier_id]),
+		"facts": {"supplier_id": _supplier_id, "creator_id": creator},
 	}
 }
 
@@ -121,3 +127,10 @@ _on_hold if {
 }
 
 _describe(counts) := concat(", ", [sprintf("%v x%d", [role, counts[role]]) | some role in sort(object.keys(counts))])
+
+# The approvals in counts as words for a reason's facts, sorted by role: ["1 finance approval"].
+_approvals(counts) := [_approval_words(role, counts[role]) | some role in sort(object.keys(counts))]
+
+_approval_words(role, 1) := sprintf("1 %v approval", [role])
+
+_approval_words(role, n) := sprintf("%d %v approvals", [n, role]) if n != 1

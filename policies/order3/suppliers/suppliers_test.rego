@@ -42,6 +42,12 @@ test_denied_blocked_from_context if {
 	_ids(suppliers.deny) == {"suppliers.blocked"} with input as inp
 }
 
+test_denied_blocked_facts_name_supplier if {
+	[r] := [r | some r in suppliers.deny] with input as _input("patch", _blocked, null)
+
+	r.facts == {"supplier_id": _blocked, "status": "blocked"}
+}
+
 test_allowed_blocked_supplier_approve_and_dismiss_not_checked if {
 	count(suppliers.deny) == 0 with input as _input("approve", _blocked, null)
 	count(suppliers.deny) == 0 with input as _input("dismiss", _blocked, null)
@@ -69,6 +75,12 @@ test_allowed_on_hold_from_settings_needs_finance if {
 	item.required == data.settings.suppliers.on_hold_required
 }
 
+test_allowed_on_hold_facts_name_supplier if {
+	[item] := [c | some c in suppliers.contribution] with input as _input("execute", "sup_1", _known("sup_1", "on_hold", null))
+
+	item.facts == {"supplier_id": "sup_1", "status": "on_hold", "required": ["1 finance approval"]}
+}
+
 test_allowed_on_hold_from_context_needs_finance if {
 	inp := _input("execute", "sup_1", _known("sup_1", "on_hold", null))
 
@@ -83,6 +95,12 @@ test_denied_creator_approves if {
 
 	_ids(suppliers.deny) == {"suppliers.creator_cannot_approve"} with input as inp
 	suppliers.creator == "prn_manager" with input as inp
+}
+
+test_denied_creator_facts_name_supplier_and_creator if {
+	[r] := [r | some r in suppliers.deny] with input as _input("approve", "sup_1", _known("sup_1", "active", "prn_manager"))
+
+	r.facts == {"supplier_id": "sup_1", "creator_id": "prn_manager"}
 }
 
 test_allowed_other_approves if {

@@ -36,11 +36,14 @@ class Action(enum.StrEnum):
     DISMISS = "dismiss"
 
 
-class Reason(msgspec.Struct, frozen=True, kw_only=True):
+class Reason(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One rule that decided, by its stable id, with words for people."""
 
     rule: Annotated[str, msgspec.Meta(min_length=1)]
     message: str
+    facts: dict[str, Any] = {}
+    """The input values the rule compared, by name (money as ``{minor_units, currency}``),
+    which an explanation fills into the rule's sentence; omitted when the rule gives none."""
 
 
 class Requirement(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

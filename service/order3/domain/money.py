@@ -35,3 +35,23 @@ class Money(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
     minor_units: MinorUnits
     currency: Currency
+
+
+# ISO 4217 minor-unit exponents that are not 2 (list one, 2026).
+_NO_DECIMALS = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF"
+_THREE_DECIMALS = "BHD IQD JOD KWD LYD OMR TND"
+_EXPONENTS = {
+    **dict.fromkeys(_NO_DECIMALS.split(), 0),
+    **dict.fromkeys(_THREE_DECIMALS.split(), 3),
+}
+
+
+def display_money(minor_units: int, currency: str) -> str:
+    """``minor_units`` of ``currency`` as people read it, with its decimals and thousands
+    separators (``12,000.00 USD``, ``1,500 JPY``); an unknown code gets two decimals."""
+    exponent = _EXPONENTS.get(currency, 2)
+    sign = "-" if minor_units < 0 else ""
+    whole, fraction = divmod(abs(minor_units), 10**exponent)
+    decimals = f".{fraction:0{exponent}d}" if exponent else ""
+
+    return f"{sign}{whole:,}{decimals} {currency}"

@@ -29,6 +29,9 @@ class Annotation(msgspec.Struct, frozen=True, kw_only=True):
     """The stable code in ``custom.id``, which deny reasons and audit records carry."""
     title: str | None
     description: str | None
+    explanation: str | None = None
+    """``custom.explanation``: a sentence with ``{fact}`` placeholders, filled from the facts
+    a reason of the rule carries (see `order3.policy.explanations`)."""
 
 
 def read_annotations(sources: Iterable[str]) -> list[Annotation]:
@@ -78,7 +81,8 @@ def _parse(block: list[str]) -> dict[str, Any] | None:
 
 def _annotation(parsed: dict[str, Any], package: str, target: str) -> Annotation:
     custom = parsed.get("custom")
-    rule_id = custom.get("id") if isinstance(custom, dict) else None
+    custom = custom if isinstance(custom, dict) else {}
+    rule_id = custom.get("id")
     rule = None
     if not _PACKAGE.match(target):
         name = _RULE_NAME.match(target)
@@ -90,6 +94,7 @@ def _annotation(parsed: dict[str, Any], package: str, target: str) -> Annotation
         id=str(rule_id) if rule_id is not None else None,
         title=_text(parsed.get("title")),
         description=_text(parsed.get("description")),
+        explanation=_text(custom.get("explanation")),
     )
 
 
