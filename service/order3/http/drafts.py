@@ -40,7 +40,8 @@ def render_outcome(
     created: bool = False,
 ) -> tuple[int, bytes]:
     """An allowed action answers with the draft and its decision; a denied one with a 403
-    problem that carries the policy's reasons and what is still required."""
+    problem that carries the policy's reasons and what is still required; an execution the
+    inventory refused with a 409 problem that carries the failed draft and the decision."""
     decision = DecisionView.of(outcome.decision, records)
     if not outcome.allowed:
         rules = ", ".join(reason.rule for reason in decision.reasons)
@@ -52,6 +53,17 @@ def render_outcome(
             decision=msgspec.to_builtins(decision),
         )
     assert outcome.draft is not None  # an allowed action always leaves a draft behind
+    if outcome.draft.state is DraftState.EXECUTION_FAILED:
+        assert outcome.draft.execution is not None  # it holds the failure
+        failure = outcome.draft.execution["failure"]
+        return 409, problem_body(
+            409,
+            "execution-failed",
+            "Execution failed",
+            f"the policy allowed `execute` but the inventory refused it: {failure['detail']}",
+            draft=msgspec.to_builtins(DraftView.of(outcome.draft)),
+            decision=msgspec.to_builtins(decision),
+        )
     approval = None
     if outcome.approval is not None:
         approval = ApprovalView.of(outcome.approval, outcome.draft.content_hash)

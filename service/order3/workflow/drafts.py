@@ -42,6 +42,7 @@ from order3.policy.engine import EngineFailed, PolicyEngine
 from order3.storage import repositories as repo
 from order3.storage.idempotency import IdempotencyClaim
 from order3.workflow.draft_context import decision_context
+from order3.workflow.execution import REFUSALS, apply_draft, failure_of
 
 log = structlog.get_logger(__name__)
 
@@ -233,13 +234,23 @@ class DraftWorkflow:
         decision = await self._decide(Action.EXECUTE, actor, draft, binding, now=now)
 
         async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
-            execution = {"executed_at": now, "executed_by": actor.reference(), "effects": []}
-            updated = msgspec.structs.replace(
-                _advance(draft, DraftState.EXECUTED, now), execution=execution
-            )
+            by = actor.reference()
+            execution: dict[str, Any]
+            try:
+                applied = await apply_draft(connection, actor, draft)
+            except REFUSALS as refused:
+                failure = failure_of(refused)
+                execution = {"failed_at": now, "failed_by": by, "failure": failure}
+                state, action, effects = DraftState.EXECUTION_FAILED, "draft.execution_failed", []
+                log.warning("draft.execution_failed", draft_id=draft.id, problem=refused.slug)
+            else:
+                execution = {"executed_at": now, "executed_by": by, "effects": applied.effects}
+                state, action, effects = DraftState.EXECUTED, "draft.executed", applied.entries
+            updated = msgspec.structs.replace(_advance(draft, state, now), execution=execution)
             await repo.update_draft(connection, updated, seen_version=draft.version)
             return Outcome(decision=decision, draft=updated), [
-                _entry(actor, "draft.executed", draft.id, decision, {"execution": execution})
+                _entry(actor, action, draft.id, decision, {"execution": execution}),
+                *effects,
             ]
 
         return await self._commit(actor, decision, draft_id, store, claim, refused_draft=draft)

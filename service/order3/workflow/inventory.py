@@ -14,8 +14,8 @@ Operations that change an item's stock first lock that item's row (PostgreSQL; S
 single writer), then read on-hand from the ledger, so two of them never both spend the same
 units. On hand never goes below zero, and a transfer never moves reserved units.
 
-How an approved draft's payload maps to an operation (the payload converts to the input with
-``msgspec.convert(draft.payload, Input)``):
+How an approved draft's payload maps to an operation (`order3.workflow.execution` converts
+the payload to the input and runs the operation when the draft is executed):
 
     draft kind        input               operation
     purchase_order    NewPurchaseOrder    inventory_records.create_purchase_order
