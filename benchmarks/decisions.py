@@ -9,7 +9,11 @@ REST API with the same number of clients, so the service's overhead shows as a r
     .venv/bin/python benchmarks/decisions.py [--clients 32] [--seconds 20] [--processes 2]
 
 PostgreSQL comes from ``--postgres-url`` or a throwaway cluster started from the local server
-binaries (as the test suite does).
+binaries (as the test suite does). Each workspace is loaded with the demo inventory, since
+drafts may only name records that exist, and every executed order is placed in it. The OPA
+loads the repository's policies with two thresholds raised (`BENCH_SETTINGS`): otherwise the
+location's monthly budget and the agent's daily drafting cap would refuse the loop within
+seconds, and the benchmark would measure refusals.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -39,6 +44,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from support.servers import ORDER3, OpaServer, PostgresServer, order3_services  # noqa: E402
 
 CLIENT_STRIDE = 1_000_000  # step numbers are client * stride + iteration
+BENCH_SETTINGS = {"location_budgets": "default", "agents": "daily_spend_limit"}
+"""Settings raised to 10^15 minor units in every currency for the benchmark's OPA."""
 console = Console(stderr=True)
 
 
@@ -66,6 +73,7 @@ class Run:
 
 
 def create_workspace(env: dict[str, str]) -> str:
+    """A new workspace with the demo inventory; its admin token."""
     out = subprocess.run(
         [str(ORDER3), "workspace", "create", "Bench", "--admin", "Ada"],
         env=env,
@@ -73,7 +81,23 @@ def create_workspace(env: dict[str, str]) -> str:
         text=True,
         check=True,
     ).stdout
-    return next(line.split()[1] for line in out.splitlines() if line.startswith("token:"))
+    printed = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    workspace = printed["workspace"].strip()
+    demo = [str(ORDER3), "demo", "load", "--workspace", workspace]
+    subprocess.run(demo, env=env, capture_output=True, text=True, check=True)
+    return printed["token"].strip()
+
+
+def bench_policies(workdir: Path) -> Path:
+    """A copy of policies/ whose budget and agent cap never bind (`BENCH_SETTINGS`)."""
+    folder = workdir / "policies"
+    shutil.copytree(REPO / "policies", folder, ignore=shutil.ignore_patterns("corpus"))
+    data_file = folder / "settings" / "data.json"
+    data = json.loads(data_file.read_text())
+    for key, limits in BENCH_SETTINGS.items():
+        data[key][limits] = {currency: 10**15 for currency in data[key][limits]}
+    data_file.write_text(json.dumps(data))
+    return folder
 
 
 def member(base: str, admin: str, kind: str, name: str, roles: list[str]) -> tuple[str, str]:
@@ -121,19 +145,19 @@ def service_step(
     order = {
         "kind": "purchase_order",
         "payload": {
-            "supplier_id": "sup_1",
-            "location_id": "loc_1",
+            "supplier_id": "sup_northwind",
+            "location_id": "loc_main",
             "currency": "USD",
             "lines": [
                 {
-                    "sku": "SKU-1",
+                    "sku": "SKU-0001",
                     "quantity": 10,
                     "unit_cost": {"minor_units": 12500, "currency": "USD"},
                 }
             ],
         },
         "rationale": "Below reorder point.",
-        "affected_records": [{"type": "item", "id": "SKU-1"}],
+        "affected_records": [{"type": "item", "id": "SKU-0001"}],
         "approval_owner": mia_id,
     }
     as_bot = {"Authorization": f"Bearer {bot}"}
@@ -265,7 +289,7 @@ def main() -> None:
     ]:
         table.add_column(column, justify="right")
     with TemporaryDirectory(prefix="order3-bench-") as tmp, OpaServer() as opa:
-        opa.start(REPO / "policies")
+        opa.start(bench_policies(Path(tmp)))
         for name in args.databases.split(","):
             if name == "postgresql":
                 with PostgresServer() as postgres:
