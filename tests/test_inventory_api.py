@@ -23,6 +23,8 @@ from order3.domain.inventory import (
     ReceiveLine,
     RecordCount,
     Reserve,
+    SupplierData,
+    SupplierStatus,
     Transfer,
 )
 from order3.domain.money import Money
@@ -159,12 +161,17 @@ def test_receiving_refuses_more_than_outstanding_and_closed_orders(api: Api, flo
     assert assert_balanced(api) == {("SKU-1", "loc_main", None): 3, ("SKU-2", "loc_main", None): 5}
 
 
-def test_orders_go_to_active_suppliers_only(api: Api, floor: Floor) -> None:
-    """An order to a supplier on hold is refused and leaves no order behind."""
-    with pytest.raises(Conflict):
-        _order(floor, supplier="sup_slow")
+def test_orders_never_go_to_a_blocked_supplier(api: Api, floor: Floor) -> None:
+    """An order to a blocked supplier is refused and leaves no order behind; one to a
+    supplier on hold goes ahead (the policy decides what approvals it needs)."""
+    blocked = SupplierData(name="Shady", status=SupplierStatus.BLOCKED)
+    floor.run(ops.create_supplier, "sup_shady", blocked)
 
-    assert every(api, "/v1/purchase-orders") == []
+    with pytest.raises(Conflict):
+        _order(floor, supplier="sup_shady")
+    on_hold = _order(floor, supplier="sup_slow")
+
+    assert [order["id"] for order in every(api, "/v1/purchase-orders")] == [on_hold]
 
 
 def test_transfer_moves_value_and_refuses_reserved_stock(api: Api, floor: Floor) -> None:

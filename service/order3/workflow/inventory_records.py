@@ -108,16 +108,20 @@ async def check_order(
     order: NewPurchaseOrder | PurchaseOrderData,
     path: str = "$",
     *,
-    require_active: bool = True,
+    refuse_blocked: bool = True,
 ) -> None:
-    """Refuse an order whose supplier is unknown (or, with ``require_active``, not active),
-    whose location is unknown, or whose lines name unknown items or mix currencies."""
+    """Refuse an order whose supplier is unknown (or, with ``refuse_blocked``, blocked), whose
+    location is unknown, or whose lines name unknown items or mix currencies.
+
+    A supplier on hold still takes orders: the policy decides what such an order needs (an
+    approval from finance, by default), and an approved one goes ahead.
+    """
     supplier = await store.load_supplier(connection, workspace_id, order.supplier_id)
     if supplier is None:
         raise InvalidInput(f"{path}.supplier_id", f"no supplier {order.supplier_id}")
-    if require_active and supplier.status is not SupplierStatus.ACTIVE:
+    if refuse_blocked and supplier.status is SupplierStatus.BLOCKED:
         raise Conflict(
-            f"supplier {supplier.id} is {supplier.status}; orders go to active suppliers only",
+            f"supplier {supplier.id} is blocked; no order goes to it",
             supplier_id=supplier.id,
             status=str(supplier.status),
         )
@@ -229,11 +233,11 @@ async def create_supplier(
 async def create_purchase_order(
     connection: AsyncConnection, actor: Actor, order: NewPurchaseOrder, *, cause: Any = None
 ) -> tuple[PurchaseOrder, list[AuditEntry]]:
-    """Place an order with an active supplier (the ``purchase_order`` draft kind).
+    """Place an order with a supplier that is not blocked (the ``purchase_order`` draft kind).
 
     Raises:
         InvalidInput: an unknown supplier, location or item, or a line in another currency.
-        Conflict: the supplier is on hold or blocked, or the order id is taken.
+        Conflict: the supplier is blocked, or the order id is taken.
     """
     await check_order(connection, actor.workspace_id, order)
     order_id = order.id or new_id("po")

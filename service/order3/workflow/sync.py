@@ -340,7 +340,7 @@ async def _write_order(
 ) -> None:
     assert isinstance(data, PurchaseOrderData)
     ws = batch.workspace_id
-    await check_order(batch.connection, ws, data, f"{path}.data", require_active=False)
+    await check_order(batch.connection, ws, data, f"{path}.data", refuse_blocked=False)
     if version is None:
         order = build_order(order_id, data, owner_of(batch.actor), batch.now)
         if data.cancelled:
