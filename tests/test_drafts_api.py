@@ -221,6 +221,33 @@ def test_bad_input_is_a_problem_naming_the_field_and_leaves_nothing(
     assert len(api.audit()) == records_before
 
 
+@pytest.mark.parametrize(
+    ("change", "field", "detail"),
+    [
+        ({"sku": "SKU-404"}, "$.payload.lines[0].sku", "no item SKU-404"),
+        ({"currency": "EUR"}, "$.payload.lines[0].unit_cost.currency", "valued in"),
+    ],
+    ids=["unknown-item", "item-valued-in-another-currency"],
+)
+def test_a_draft_names_only_records_the_inventory_holds_as_it_holds_them(
+    api: Api, change: dict[str, str], field: str, detail: str
+) -> None:
+    """A line for an item nobody stocks, or priced in a currency other than the one its item
+    is valued in (SKU-1 is valued in USD), is refused at submit: execution could not place
+    it. The answer names the field, and nothing is left behind."""
+    body = purchase_order(api.id("mia"), currency=change.get("currency", "USD"))
+    body["payload"]["lines"][0]["sku"] = change.get("sku", "SKU-1")
+    records_before = len(api.audit())
+
+    response = api.submit("bot", body)
+
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == field
+    assert detail in error["message"]
+    assert len(api.audit()) == records_before
+
+
 def test_malformed_json_is_a_400_problem(api: Api) -> None:
     """A body that is not JSON answers 400, not 500."""
     response = api.post("bot", "/v1/drafts", raw=b"{not json", key="broken")

@@ -40,19 +40,30 @@ examples = settings(
 )
 
 
+def valued_in(api: Api, currency: str) -> str:
+    """An item valued in ``currency``: SKU-1 for USD, else one made for it once."""
+    if currency == "USD":
+        return "SKU-1"
+    sku = f"SKU-{currency}"
+    if api.get("viewer", f"/v1/items/{sku}").status_code == 404:
+        Floor(api).run(ops.create_item, sku, item_data(100, currency=currency))
+    return sku
+
+
 def order(
     api: Api,
     amount: int,
     *,
     currency: str = "USD",
-    sku: str = "SKU-1",
+    sku: str | None = None,
     supplier: str = "sup_northwind",
     location: str = "loc_main",
 ) -> dict[str, Any]:
-    """A purchase order of exactly ``amount`` minor units, as one line of one unit."""
+    """A purchase order of exactly ``amount`` minor units, as one line of one unit of an
+    item valued in ``currency``."""
     body = purchase_order(api.id("mia"), unit_cost=amount, quantity=1, currency=currency)
     body["payload"].update(supplier_id=supplier, location_id=location)
-    body["payload"]["lines"][0]["sku"] = sku
+    body["payload"]["lines"][0]["sku"] = sku or valued_in(api, currency)
     return body
 
 
@@ -61,7 +72,7 @@ def adjustment(api: Api, amount: int, currency: str) -> dict[str, Any]:
     return {
         "kind": "adjustment",
         "payload": {
-            "sku": "SKU-1",
+            "sku": valued_in(api, currency),
             "location_id": "loc_main",
             "quantity_delta": -1,
             "reason_code": "damaged",
@@ -153,7 +164,8 @@ def test_a_manager_approves_items_of_a_category_up_to_its_limit(api: Api, curren
     """Hazardous items have their own, lower manager limit per currency: the category is
     the item record's."""
     sku = f"HAZ-{next(_names)}"
-    Floor(api).run(ops.create_item, sku, item_data(100, category="hazardous"))
+    hazardous = item_data(100, currency=currency, category="hazardous")
+    Floor(api).run(ops.create_item, sku, hazardous)
     limit = DATA["category_limits"]["hazardous"]["manager"][currency]
 
     for offset in AROUND:

@@ -97,6 +97,9 @@ class Reference(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     location_id: str | None = None
     """The location a bin is in."""
+    priced_in: tuple[str, str] | None = None
+    """For an item the payload prices: where the price's currency is, and that currency,
+    which must be the item's own (stock is valued in it)."""
 
 
 class _Payload(
@@ -142,7 +145,7 @@ class PurchaseOrderPayload(_Payload, frozen=True, kw_only=True):
             _named("supplier_id", RecordType.SUPPLIER, self.supplier_id),
             _named("location_id", RecordType.LOCATION, self.location_id),
             *(
-                _named(f"lines[{i}].sku", RecordType.ITEM, line.sku)
+                _priced(f"lines[{i}]", line.sku, line.unit_cost)
                 for i, line in enumerate(self.lines)
             ),
         ]
@@ -189,7 +192,7 @@ class AdjustmentPayload(_Payload, frozen=True, kw_only=True):
 
     def references(self) -> list[Reference]:
         return [
-            _named("sku", RecordType.ITEM, self.sku),
+            _priced("", self.sku, self.unit_cost),
             _named("location_id", RecordType.LOCATION, self.location_id),
         ]
 
@@ -240,7 +243,7 @@ class ReconciliationPayload(_Payload, frozen=True, kw_only=True):
     def references(self) -> list[Reference]:
         found = []
         for i, correction in enumerate(self.corrections):
-            found.append(_named(f"corrections[{i}].sku", RecordType.ITEM, correction.sku))
+            found.append(_priced(f"corrections[{i}]", correction.sku, correction.unit_cost))
             location = correction.location_id
             found.append(_named(f"corrections[{i}].location_id", RecordType.LOCATION, location))
         return found
@@ -248,6 +251,18 @@ class ReconciliationPayload(_Payload, frozen=True, kw_only=True):
 
 def _named(field: str, type_: str, id_: str, location_id: str | None = None) -> Reference:
     return Reference(path=f"$.payload.{field}", type=str(type_), id=id_, location_id=location_id)
+
+
+def _priced(line: str, sku: str, unit_cost: Money) -> Reference:
+    """The item of a priced line (``line`` is its path under the payload, "" for the
+    payload itself)."""
+    at = f"$.payload.{line}." if line else "$.payload."
+    return Reference(
+        path=f"{at}sku",
+        type=RecordType.ITEM,
+        id=sku,
+        priced_in=(f"{at}unit_cost.currency", str(unit_cost.currency)),
+    )
 
 
 def _sum_lines(currency: Currency, lines: Sequence[tuple[str, Money, int]]) -> Money:

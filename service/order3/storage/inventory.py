@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -190,21 +191,6 @@ async def all_items(connection: AsyncConnection, workspace_id: str) -> dict[str,
     return {row.sku: item_of(row) for row in rows}
 
 
-async def items_by_sku(
-    connection: AsyncConnection, workspace_id: str, skus: Iterable[str]
-) -> dict[str, Item]:
-    """The items among ``skus`` that exist, by SKU."""
-    found: dict[str, Item] = {}
-    for chunk in _chunks(sorted(set(skus))):
-        rows = await connection.execute(
-            sa.select(s.items).where(
-                s.items.c.workspace_id == workspace_id, s.items.c.sku.in_(chunk)
-            )
-        )
-        found.update((row.sku, item_of(row)) for row in rows)
-    return found
-
-
 # ---- locations and bins ---------------------------------------------------------------------
 
 
@@ -256,22 +242,6 @@ async def bin_exists(
         s.bins.c.code == code,
     )
     return (await connection.execute(query)).first() is not None
-
-
-async def bins_present(
-    connection: AsyncConnection, workspace_id: str, bins: Iterable[tuple[str, str]]
-) -> set[tuple[str, str]]:
-    """The ``(location_id, code)`` pairs among ``bins`` that exist."""
-    wanted = set(bins)
-    if not wanted:
-        return set()
-    locations = sorted({location_id for location_id, _ in wanted})
-    rows = await connection.execute(
-        sa.select(s.bins.c.location_id, s.bins.c.code).where(
-            s.bins.c.workspace_id == workspace_id, s.bins.c.location_id.in_(locations)
-        )
-    )
-    return wanted & {(row.location_id, row.code) for row in rows}
 
 
 async def location_exists(connection: AsyncConnection, workspace_id: str, location_id: str) -> bool:
@@ -1056,6 +1026,106 @@ async def list_exceptions(
 
 
 # ---- workspaces -----------------------------------------------------------------------------
+
+
+# ---- what a draft names, in one round trip --------------------------------------------------
+
+
+def _named(
+    type_: str,
+    table: sa.Table,
+    key: str,
+    param: str,
+    detail: Any = None,
+    created_by: Any = None,
+    currency: Any = None,
+) -> sa.Select[Any]:
+    return sa.select(
+        sa.literal(type_, sa.String).label("type"),
+        table.c[key].label("id"),
+        table.c.version.label("version"),
+        sa.cast(detail if detail is not None else sa.null(), sa.String).label("detail"),
+        sa.cast(created_by if created_by is not None else sa.null(), sa.String).label("created_by"),
+        sa.cast(currency if currency is not None else sa.null(), sa.String).label("currency"),
+    ).where(
+        table.c.workspace_id == sa.bindparam("workspace_id"),
+        table.c[key].in_(sa.bindparam(param, expanding=True)),
+    )
+
+
+# Built once: the statement is compiled once and then only executed with new parameters.
+_NAMED_RECORDS = sa.union_all(
+    _named("item", s.items, "sku", "skus", detail=s.items.c.category, currency=s.items.c.currency),
+    _named(
+        "supplier",
+        s.suppliers,
+        "id",
+        "suppliers",
+        detail=s.suppliers.c.status,
+        created_by=s.suppliers.c.owner_id,
+    ),
+    _named("location", s.locations, "id", "locations"),
+    sa.select(
+        sa.literal("bin", sa.String).label("type"),
+        s.bins.c.code.label("id"),
+        sa.literal(0, sa.Integer).label("version"),
+        sa.cast(s.bins.c.location_id, sa.String).label("detail"),
+        sa.cast(sa.null(), sa.String).label("created_by"),
+        sa.cast(sa.null(), sa.String).label("currency"),
+    ).where(
+        s.bins.c.workspace_id == sa.bindparam("workspace_id"),
+        s.bins.c.location_id.in_(sa.bindparam("bin_locations", expanding=True)),
+    ),
+)
+
+
+class NamedRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An item, supplier, location or bin a draft names, as stored now."""
+
+    type: str
+    id: str
+    version: int
+    """0 for a bin, which has no version."""
+    detail: str | None
+    """An item's category, a supplier's status, a bin's location."""
+    created_by: str | None
+    """Who created a supplier."""
+    currency: str | None
+    """The currency an item is valued in."""
+
+
+async def named_records(
+    connection: AsyncConnection,
+    workspace_id: str,
+    *,
+    skus: Iterable[str] = (),
+    suppliers: Iterable[str] = (),
+    locations: Iterable[str] = (),
+    bin_locations: Iterable[str] = (),
+) -> list[NamedRecord]:
+    """The items, suppliers and locations among those named that exist, and every bin of the
+    locations in ``bin_locations``, in one statement."""
+    rows = await connection.execute(
+        _NAMED_RECORDS,
+        {
+            "workspace_id": workspace_id,
+            "skus": sorted(set(skus)),
+            "suppliers": sorted(set(suppliers)),
+            "locations": sorted(set(locations)),
+            "bin_locations": sorted(set(bin_locations)),
+        },
+    )
+    return [
+        NamedRecord(
+            type=row.type,
+            id=row.id,
+            version=row.version,
+            detail=row.detail,
+            created_by=row.created_by,
+            currency=row.currency,
+        )
+        for row in rows
+    ]
 
 
 # ---- versions of any record ----------------------------------------------------------------

@@ -189,6 +189,27 @@ async def due_escalations(connection: AsyncConnection, now: str, limit: int) -> 
     return [_draft_from_row(row) for row in rows]
 
 
+# Built once, like the other statements on the decision path.
+_EXECUTED_LOCATION_SPEND = sa.select(sa.func.coalesce(sa.func.sum(drafts.c.amount_minor), 0)).where(
+    drafts.c.workspace_id == sa.bindparam("workspace_id"),
+    drafts.c.state == "executed",
+    drafts.c.kind == "purchase_order",
+    drafts.c.currency == sa.bindparam("currency"),
+    drafts.c.payload["location_id"].as_string() == sa.bindparam("location_id"),
+    drafts.c.updated_at >= sa.bindparam("since"),
+    drafts.c.updated_at < sa.bindparam("until"),
+)
+
+_SUBMITTED_SPEND = sa.select(sa.func.coalesce(sa.func.sum(drafts.c.amount_minor), 0)).where(
+    drafts.c.workspace_id == sa.bindparam("workspace_id"),
+    drafts.c.requester_id == sa.bindparam("requester_id"),
+    drafts.c.currency == sa.bindparam("currency"),
+    drafts.c.created_at >= sa.bindparam("since"),
+    drafts.c.created_at < sa.bindparam("until"),
+    drafts.c.id != sa.bindparam("leaving_out"),
+)
+
+
 async def executed_location_spend(
     connection: AsyncConnection,
     workspace_id: str,
@@ -202,15 +223,14 @@ async def executed_location_spend(
     [since, until). An executed draft never changes again, so its ``updated_at`` is the
     time it was executed."""
     total = await connection.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(drafts.c.amount_minor), 0)).where(
-            drafts.c.workspace_id == workspace_id,
-            drafts.c.state == "executed",
-            drafts.c.kind == "purchase_order",
-            drafts.c.currency == currency,
-            drafts.c.payload["location_id"].as_string() == location_id,
-            drafts.c.updated_at >= since,
-            drafts.c.updated_at < until,
-        )
+        _EXECUTED_LOCATION_SPEND,
+        {
+            "workspace_id": workspace_id,
+            "currency": currency,
+            "location_id": location_id,
+            "since": since,
+            "until": until,
+        },
     )
     return int(total or 0)
 
@@ -228,14 +248,15 @@ async def submitted_spend(
     """Minor units of the drafts ``requester_id`` submitted in ``currency`` in [since,
     until), whatever became of them, leaving out the draft ``leaving_out``."""
     total = await connection.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(drafts.c.amount_minor), 0)).where(
-            drafts.c.workspace_id == workspace_id,
-            drafts.c.requester_id == requester_id,
-            drafts.c.currency == currency,
-            drafts.c.created_at >= since,
-            drafts.c.created_at < until,
-            drafts.c.id != leaving_out,
-        )
+        _SUBMITTED_SPEND,
+        {
+            "workspace_id": workspace_id,
+            "requester_id": requester_id,
+            "currency": currency,
+            "since": since,
+            "until": until,
+            "leaving_out": leaving_out,
+        },
     )
     return int(total or 0)
 

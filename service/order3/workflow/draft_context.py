@@ -19,7 +19,6 @@ from order3.audit.records import utc_timestamp
 from order3.domain.decisions import Action, DecisionContext, parse_utc
 from order3.domain.drafts import Draft, DraftKind, RecordType, Reference, parse_payload
 from order3.domain.errors import InvalidInput
-from order3.domain.inventory import Item, Supplier
 from order3.storage import inventory as store
 from order3.storage import repositories as repo
 
@@ -27,11 +26,20 @@ _BUDGETED = (Action.SUBMIT, Action.PATCH, Action.EXECUTE)
 _CAPPED = (Action.SUBMIT, Action.PATCH)
 
 
+# Looked up together in one statement (`order3.storage.inventory.named_records`); any other
+# record type a draft names is rare and looked up by `record_versions`.
+_NAMED_TOGETHER = {RecordType.ITEM, RecordType.SUPPLIER, RecordType.LOCATION}
+
+
 class _Found(msgspec.Struct, frozen=True, kw_only=True):
     """The records a draft names, as stored now."""
 
-    items: dict[str, Item]
-    supplier: Supplier | None
+    categories: dict[str, str]
+    """SKU -> category of every named item that exists."""
+    currencies: dict[str, str]
+    """SKU -> the currency every named item that exists is valued in."""
+    supplier: dict[str, Any] | None
+    """``{id, status, created_by}`` of the supplier the payload names, when it exists."""
     versions: dict[tuple[str, str], int]
     bins: set[tuple[str, str]]
 
@@ -56,8 +64,8 @@ async def decision_context(
         _ensure_found(draft, references, found)
 
     return DecisionContext(
-        supplier=None if found.supplier is None else _supplier_context(found.supplier),
-        items={sku: {"category": item.category} for sku, item in sorted(found.items.items())},
+        supplier=found.supplier,
+        items={sku: {"category": category} for sku, category in sorted(found.categories.items())},
         records=_based_on(draft, found),
         **await _spend(connection, action, draft, now),
     )
@@ -66,21 +74,40 @@ async def decision_context(
 async def _look_up(
     connection: AsyncConnection, draft: Draft, references: list[Reference]
 ) -> _Found:
-    ws = draft.workspace_id
     named = [(ref.type, ref.id) for ref in references if ref.type != "bin"]
     named += [(str(record["type"]), str(record["id"])) for record in draft.affected_records]
-    skus = [ref.id for ref in references if ref.type == RecordType.ITEM]
-    suppliers = [ref.id for ref in references if ref.type == RecordType.SUPPLIER]
-    bins = [(str(ref.location_id), ref.id) for ref in references if ref.type == "bin"]
-    supplier = None
-    if suppliers:
-        supplier = await store.load_supplier(connection, ws, suppliers[0])
+    wanted: dict[str, set[str]] = {}
+    for type_, id_ in named:
+        wanted.setdefault(type_, set()).add(id_)
+    payload_supplier = next((r.id for r in references if r.type == RecordType.SUPPLIER), None)
+    rows = await store.named_records(
+        connection,
+        draft.workspace_id,
+        skus=wanted.get(RecordType.ITEM, ()),
+        suppliers=wanted.get(RecordType.SUPPLIER, ()),
+        locations=wanted.get(RecordType.LOCATION, ()),
+        bin_locations={str(r.location_id) for r in references if r.type == "bin"},
+    )
+    others = [(t, i) for t, i in named if t not in _NAMED_TOGETHER]
+    versions = await store.record_versions(connection, draft.workspace_id, others)
+    categories, currencies, supplier, bins = {}, {}, None, set()
+    for row in rows:
+        if row.type == "bin":
+            bins.add((str(row.detail), row.id))
+            continue
+        versions[(row.type, row.id)] = row.version
+        if row.type == RecordType.ITEM:
+            categories[row.id] = str(row.detail)
+            currencies[row.id] = str(row.currency)
+        elif row.type == RecordType.SUPPLIER and row.id == payload_supplier:
+            supplier = {"id": row.id, "status": row.detail, "created_by": row.created_by}
 
     return _Found(
-        items=await store.items_by_sku(connection, ws, skus),
+        categories=categories,
+        currencies=currencies,
         supplier=supplier,
-        versions=await store.record_versions(connection, ws, named),
-        bins=await store.bins_present(connection, ws, bins),
+        versions=versions,
+        bins=bins,
     )
 
 
@@ -89,15 +116,17 @@ def _ensure_found(draft: Draft, references: list[Reference], found: _Found) -> N
         if not found.has(reference):
             where = f" at location {reference.location_id}" if reference.type == "bin" else ""
             raise InvalidInput(reference.path, f"no {reference.type} {reference.id}{where}")
+        if reference.priced_in is not None:
+            path, currency = reference.priced_in
+            valued_in = found.currencies[reference.id]
+            if currency != valued_in:
+                detail = f"expected `{valued_in}`, the currency item {reference.id} is valued in"
+                raise InvalidInput(path, f"{detail}, got `{currency}`")
     for index, record in enumerate(draft.affected_records):
         if (record["type"], record["id"]) not in found.versions:
             raise InvalidInput(
                 f"$.affected_records[{index}]", f"no {record['type']} {record['id']}"
             )
-
-
-def _supplier_context(supplier: Supplier) -> dict[str, Any]:
-    return {"id": supplier.id, "status": str(supplier.status), "created_by": supplier.owner.id}
 
 
 def _based_on(draft: Draft, found: _Found) -> list[dict[str, Any]]:
