@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from order3.audit.export import verify_export
 from order3.audit.keyfiles import create_private_key_file
@@ -18,6 +15,7 @@ from order3.audit.records import utc_timestamp
 from order3.audit.signing import key_id_for, load_public_key
 from order3.audit.verify import ChainVerifier, Report, available_cores
 from order3.audit.witness import WitnessKey
+from order3.cli.progress import progress_bar
 from order3.config import Settings
 from order3.domain.principals import PrincipalType
 from order3.logging import configure_logging
@@ -215,14 +213,7 @@ async def _export(
         if not is_whole_log(where):
             async with db.connect() as connection:
                 [(_, total)] = await count_audit(connection, where, [])
-        progress = Progress(
-            TextColumn("exporting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=not sys.stderr.isatty(),
-        )
+        progress = progress_bar("exporting")
         exported = 0
         with output.open("wb") as out, progress:
             task = progress.add_task("records", total=total)

@@ -8,7 +8,6 @@ import functools
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +15,10 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from order3.cli.audit import _utc_option
+from order3.cli.progress import progress_bar
 from order3.config import REPO_ROOT, Settings
 from order3.logging import configure_logging
 from order3.policy.binary import OpaUnavailable, ensure_opa
@@ -163,7 +162,7 @@ async def _replay(
     async with open_storage(settings) as (db, _, appender):
         with tempfile.TemporaryDirectory(prefix="order3-replay-") as workdir:
             folder = await _compiled(opa, candidate, Path(workdir))
-            with _progress() as progress:
+            with progress_bar("replaying") as progress:
                 task = progress.add_task("decisions", total=await count_recorded(db, where))
                 report = await replay(
                     recorded_cases(db, where),
@@ -191,7 +190,7 @@ async def _replay_corpus(opa: Path, candidate: Candidate, corpus: Path) -> Repla
         raise click.ClickException(str(exc)) from None
     with tempfile.TemporaryDirectory(prefix="order3-replay-") as workdir:
         folder = await _compiled(opa, candidate, Path(workdir))
-        with _progress() as progress:
+        with progress_bar("replaying") as progress:
             task = progress.add_task("cases", total=len(cases))
             return await replay(
                 cases,
@@ -211,17 +210,6 @@ async def _compiled(opa: Path, candidate: Candidate, workdir: Path) -> Path:
         raise click.ClickException(f"the candidate does not compile:\n{problems}") from None
 
     return folder
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("replaying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not sys.stderr.isatty(),
-    )
 
 
 def _print_report(report: ReplayReport, seq: int | None) -> None:

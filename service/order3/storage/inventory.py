@@ -1115,17 +1115,7 @@ async def named_records(
             "bin_locations": sorted(set(bin_locations)),
         },
     )
-    return [
-        NamedRecord(
-            type=row.type,
-            id=row.id,
-            version=row.version,
-            detail=row.detail,
-            created_by=row.created_by,
-            currency=row.currency,
-        )
-        for row in rows
-    ]
+    return [NamedRecord(**row._mapping) for row in rows]
 
 
 # ---- versions of any record ----------------------------------------------------------------
