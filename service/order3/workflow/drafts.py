@@ -241,16 +241,16 @@ class DraftWorkflow:
             except REFUSALS as refused:
                 failure = failure_of(refused)
                 execution = {"failed_at": now, "failed_by": by, "failure": failure}
-                state, action, effects = DraftState.EXECUTION_FAILED, "draft.execution_failed", []
+                state, action, caused = DraftState.EXECUTION_FAILED, "draft.execution_failed", []
                 log.warning("draft.execution_failed", draft_id=draft.id, problem=refused.slug)
             else:
                 execution = {"executed_at": now, "executed_by": by, "effects": applied.effects}
-                state, action, effects = DraftState.EXECUTED, "draft.executed", applied.entries
+                state, action, caused = DraftState.EXECUTED, "draft.executed", applied.entries
             updated = msgspec.structs.replace(_advance(draft, state, now), execution=execution)
             await repo.update_draft(connection, updated, seen_version=draft.version)
             return Outcome(decision=decision, draft=updated), [
                 _entry(actor, action, draft.id, decision, {"execution": execution}),
-                *effects,
+                *caused,
             ]
 
         return await self._commit(actor, decision, draft_id, store, claim, refused_draft=draft)
