@@ -76,7 +76,7 @@ required := _as_list(execution.missing, quorum.excluded) if input.action == "exe
 # custom:
 #   id: decision.unknown_action
 deny contains reason if {
-	not _action in _known_actions
+	not _known_action
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
@@ -90,7 +90,8 @@ deny contains reason if {
 # custom:
 #   id: decision.input_invalid
 deny contains reason if {
-	_action in _known_actions
+	_known_action
+	not _input_well_formed
 	count(_input_problems) > 0
 
 	reason := {
@@ -105,7 +106,7 @@ deny contains reason if {
 # custom:
 #   id: decision.no_allow_reason
 deny contains reason if {
-	_action in _known_actions
+	_known_action
 	count(_accepts) == 0
 
 	reason := {
@@ -231,6 +232,8 @@ default _action := null
 
 _action := input.action
 
+_known_action if input.action in _known_actions
+
 _denials := union({
 	deny, spend.deny, quorum.deny, duties.deny, suppliers.deny, budgets.deny,
 	agents.deny, approvals.deny, execution.deny, workflow.deny, records.deny,
@@ -256,24 +259,40 @@ _shaped_by := [object.remove(item, {"required"}) | some item in _ordered(quorum.
 
 # A set of reasons as an array, in the order of the reasons without their facts: the order
 # the set alone gave before reasons carried facts, which sort first by their key.
-_ordered(items) := [pair[1] | some pair in sort([[object.remove(item, {"facts"}), item] | some item in items])]
+_ordered(items) := [pair[1] | some pair in sort([[object.remove(item, {"facts"}), item] | some item in items])] if {
+	count(items) > 1
+} else := [item | some item in items]
 
-# What is still missing once the approval being decided is counted.
+# What is still missing once the approval being decided is counted: one less of its role.
 _missing_if_counted[role] := left if {
+	counted := object.get(input, ["approval", "role"], null)
 	some role, before in execution.missing
 
-	left := before - _this_approval(role)
+	left := before - to_number(role == counted)
 
 	left > 0
 }
 
-_this_approval(role) := 1 if input.approval.role == role
-
-default _this_approval(_) := 0
-
 # Negations go through helper rules: `not f(x)` with x undefined is itself
 # undefined, which would let a deny rule silently not fire.
 _approval_role_named if is_string(input.approval.role)
+
+# The shapes _shape checks one by one, all at once: a well-formed input (the usual case)
+# has no _input_problems, and they are only listed when it is not.
+_input_well_formed if {
+	is_string(input.actor.id)
+	is_string(input.actor.type)
+	is_array(input.actor.roles)
+	is_object(input.draft)
+	is_string(input.draft.requester.id)
+	is_array(input.approvals)
+	time.parse_rfc3339_ns(input.context.now)
+	_verdict_matches
+}
+
+_verdict_matches if not input.action in {"approve", "reject"}
+
+_verdict_matches if _shape.verdict
 
 _input_problems contains "actor.id must be a string" if not _shape.actor_id
 
@@ -312,10 +331,11 @@ _shape["now"] if time.parse_rfc3339_ns(input.context.now)
 
 _shape["verdict"] if input.approval.verdict == input.action
 
-_as_list(counts, excluded) := [{"role": role, "count": counts[role], "excluded": sort(excluded)} | some role in sort(object.keys(counts))]
+_as_list(counts, excluded) := [{"role": role, "count": counts[role], "excluded": sorted} |
+	sorted := sort(excluded)
+	some role in sort(object.keys(counts))
+]
 
-_describe(counts) := "nothing" if count(counts) == 0
-
-_describe(counts) := concat(", ", [sprintf("%v x%d", [role, counts[role]]) | some role in sort(object.keys(counts))]) if {
-	count(counts) > 0
-}
+_describe(counts) := "nothing" if {
+	count(counts) == 0
+} else := concat(", ", [sprintf("%v x%d", [role, counts[role]]) | some role in sort(object.keys(counts))])

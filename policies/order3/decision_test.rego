@@ -437,6 +437,30 @@ test_denied_malformed_input if {
 	"decision.input_invalid" in _ids(d)
 }
 
+# Each malformed field is named on its own, even though a well-formed input skips the
+# per-field checks.
+test_denied_malformed_input_names_each_problem if {
+	valid := _input("approve", _finance, _approve_as("finance"), [])
+	cases := [
+		[["actor", "id"], 7, "actor.id must be a string"],
+		[["actor", "type"], null, "actor.type must be a string"],
+		[["actor", "roles"], "finance", "actor.roles must be an array"],
+		[["draft"], [], "draft must be an object"],
+		[["approvals"], {}, "approvals must be an array"],
+		[["context", "now"], "yesterday", "context.now must be an RFC 3339 time"],
+		[["approval", "verdict"], "reject", "approval.verdict must be approve for action approve"],
+	]
+
+	every case in cases {
+		[path, value, problem] := case
+		d := order3.decision with input as json.patch(valid, [{"op": "replace", "path": path, "value": value}])
+
+		some r in d.reasons
+		r.rule == "decision.input_invalid"
+		contains(r.message, problem)
+	}
+}
+
 test_denied_verdict_does_not_match_action if {
 	d := order3.decision with input as _input("approve", _manager, {"verdict": "reject", "role": "manager"}, [])
 

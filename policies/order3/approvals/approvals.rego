@@ -11,9 +11,8 @@ import data.order3.execution
 # input.context.now. Undefined settings or times make every approval stale (fail closed).
 fresh(approval) if {
 	given := time.parse_rfc3339_ns(approval.decided_at)
-	max_age := data.settings.approval_max_age_days * _day_ns
 
-	given + max_age > _now
+	given + _max_age_ns > _now
 }
 
 # lapsed: the approve verdicts in input.approvals that are too old to count.
@@ -55,6 +54,8 @@ deny contains reason if {
 _day_ns := (24 * 60) * 60000000000
 
 _now := time.parse_rfc3339_ns(input.context.now)
+
+_max_age_ns := data.settings.approval_max_age_days * _day_ns
 
 default _max_age_days := "<unset>"
 

@@ -13,9 +13,9 @@ import data.order3.spend
 
 # given: role -> number of distinct approvers whose recorded approval still counts.
 given[role] := count(approvers) if {
-	some [role, _] in _counted
+	some role in {counted_role | some [counted_role, _] in _counted}
 
-	approvers := {approver | some pair in _counted; pair[0] == role; approver := pair[1]}
+	approvers := {approver | some [other_role, approver] in _counted; other_role == role}
 }
 
 # missing: role -> approvals still needed, computed from input.approvals only.

@@ -47,6 +47,13 @@ test_allowed_execute_large_with_manager_and_finance if {
 	execution.given == {"manager": 1, "finance": 1} with input as inp
 }
 
+test_allowed_given_counts_approvers_per_role if {
+	second_finance := _approval("prn_finance_2", "finance")
+	inp := _execute(500000, [_manager, _finance, second_finance, _finance])
+
+	execution.given == {"manager": 1, "finance": 2} with input as inp
+}
+
 test_denied_execute_without_approvals if {
 	inp := _execute(1, [])
 

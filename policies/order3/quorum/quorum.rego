@@ -15,19 +15,17 @@ import data.order3.suppliers
 
 # requirement: role -> count, everything the draft needs. Undefined when the spend tier
 # cannot be computed (a spend rule then denies).
-requirement := object.union(_merged, {_top_up_role: object.get(_merged, _top_up_role, 0) + _short}) if {
+requirement := _merged if {
+	spend.requirement
+	_short <= 0
+} else := object.union(_merged, {_top_up_role: object.get(_merged, _top_up_role, 0) + _short}) if {
 	spend.requirement
 	_short > 0
 }
 
-requirement := _merged if {
-	spend.requirement
-	_short <= 0
-}
-
 # contributions: every rule that raised the requirement above the spend tier, as
 # {rule, message, required}; decisions report them next to the allow reason.
-contributions := ((_overlays | _top_ups) | suppliers.contribution) | adjustments.contribution
+contributions := _raised | _top_ups
 
 # excluded: principals who may fill none of the required approvals: the requester, the
 # supplier's creator, and whoever already gave an approval that still counts (one
@@ -52,15 +50,16 @@ excluded contains approval.approver.id if {
 #   id: quorum.minimum_roles
 #   explanation: the total of {amount} is at or above {threshold}, from which the draft needs at least {required}
 _overlays contains item if {
-	some overlay in data.settings.quorum[spend.amount.currency]
-	spend.amount.minor_units >= overlay.from_minor_units
+	amount := spend.amount
+	some overlay in data.settings.quorum[amount.currency]
+	amount.minor_units >= overlay.from_minor_units
 
 	item := {
 		"rule": rego.metadata.rule().custom.id,
-		"message": sprintf("at or above %d %v minor units at least %v are required", [overlay.from_minor_units, spend.amount.currency, _describe(overlay.required)]),
+		"message": sprintf("at or above %d %v minor units at least %v are required", [overlay.from_minor_units, amount.currency, _describe(overlay.required)]),
 		"required": overlay.required,
 		"facts": {
-			"amount": spend.money(spend.amount.minor_units),
+			"amount": spend.money(amount.minor_units),
 			"threshold": spend.money(overlay.from_minor_units),
 			"required": _approvals(overlay.required),
 		},
@@ -77,8 +76,8 @@ _overlays contains item if {
 #   id: quorum.two_person
 #   explanation: the total of {amount} is at or above {threshold}, from which two people must approve, so the {role} approvals needed go up by {count}
 _top_ups contains item if {
-	_two_person
 	_short > 0
+	_two_person
 
 	item := {
 		"rule": rego.metadata.rule().custom.id,
@@ -103,9 +102,9 @@ _top_ups contains item if {
 #   id: agents.human_approval_required
 #   explanation: an agent ({requester_id}) requested this draft and a human must approve it, so the {role} approvals needed go up by {count}
 _top_ups contains item if {
+	_short > 0
 	not _two_person
 	agents.needs_human
-	_short > 0
 
 	item := {
 		"rule": rego.metadata.rule().custom.id,
@@ -137,26 +136,35 @@ deny contains reason if {
 	}
 }
 
-_merged[role] := max(counts) if {
+# The rules that raise the spend tier to a minimum of their own (top-ups come after).
+_raised := (_overlays | suppliers.contribution) | adjustments.contribution
+
+# The spend tier with each role raised to the highest count any raising rule asks; just
+# the tier when none does.
+_merged := spend.requirement if {
+	count(_raised) == 0
+	is_object(spend.requirement)
+} else := {role: max(counts) |
 	some source in _sources
 	some role, _ in source
 
 	counts := [n | some other in _sources; n := other[role]]
 }
 
-_sources := array.concat([spend.requirement], [item.required | some item in ((_overlays | suppliers.contribution) | adjustments.contribution)])
+_sources := array.concat([spend.requirement], [item.required | some item in _raised])
 
 _two_person_from := data.settings.two_person.from_minor_units[spend.amount.currency]
 
 _two_person if spend.amount.minor_units >= _two_person_from
 
-_minimums contains 2 if _two_person
+# The fewest people who must approve: 2 from the two-person threshold, 1 for an agent's draft.
+_minimum := 2 if {
+	_two_person
+} else := 1 if {
+	agents.needs_human
+} else := 0
 
-_minimums contains 1 if agents.needs_human
-
-_minimums contains 0
-
-_short := max(_minimums) - sum([n | some n in _merged])
+_short := _minimum - sum([n | some n in _merged])
 
 _top_up_role := data.settings.two_person.role if _two_person
 

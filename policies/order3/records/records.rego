@@ -11,7 +11,9 @@ package order3.records
 # {type, id, based_on_version, current_version}; current_version is null for a record
 # that no longer exists.
 changed contains record if {
-	some record in _records
+	_context_valid
+
+	some record in input.context.records
 	record.based_on_version != null
 	record.current_version != record.based_on_version
 }
@@ -62,22 +64,14 @@ deny contains reason if {
 	}
 }
 
-default _records := []
-
-_records := input.context.records if _context_valid
-
 _context_valid if {
 	is_array(input.context.records)
 	every record in input.context.records {
-		_record_valid(record)
+		is_string(record.type)
+		is_string(record.id)
+		_version(record.based_on_version)
+		_version(record.current_version)
 	}
-}
-
-_record_valid(record) if {
-	is_string(record.type)
-	is_string(record.id)
-	_version(record.based_on_version)
-	_version(record.current_version)
 }
 
 _version(value) if value == null

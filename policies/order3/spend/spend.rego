@@ -14,7 +14,14 @@ requirement := _tier.required
 requirement := data.settings.no_amount_required if input.draft.amount == null
 
 # amount: the draft's money, {minor_units, currency}, when it is valid and not null.
-amount := input.draft.amount if _has_amount
+amount := given if {
+	given := input.draft.amount
+
+	is_number(given.minor_units)
+	given.minor_units == floor(given.minor_units)
+	given.minor_units >= 0
+	is_string(given.currency)
+}
 
 # money(minor_units): minor_units of the draft's currency, {minor_units, currency}; the shape
 # every amount takes in a reason's facts.
@@ -24,13 +31,12 @@ money(minor_units) := {"minor_units": minor_units, "currency": _currency}
 # category. An item's category is its inventory record's (input.context.items); only the
 # categories data.settings.category_limits names are limited.
 category_amounts[category] := sum(values) if {
-	_has_amount
+	amount
 
-	some [_, sku, _] in _priced
-	category := input.context.items[sku].category
+	some category in _priced_categories
 	data.settings.category_limits[category]
 
-	values := [value | some [_, other, value] in _priced; input.context.items[other].category == category]
+	values := [value | some [_, sku, value] in _priced; input.context.items[sku].category == category]
 }
 
 # within_limit(role) holds when an approval in role may cover the draft amount: the whole
@@ -38,13 +44,12 @@ category_amounts[category] := sum(values) if {
 within_limit(_) if input.draft.amount == null
 
 within_limit(role) if {
-	_has_amount
+	currency := amount.currency
 
-	limit := data.settings.approval_limits[role][_currency]
-	_minor <= limit
+	amount.minor_units <= data.settings.approval_limits[role][currency]
 
 	every category, part in category_amounts {
-		part <= data.settings.category_limits[category][role][_currency]
+		part <= data.settings.category_limits[category][role][currency]
 	}
 }
 
@@ -56,7 +61,7 @@ within_limit(role) if {
 # custom:
 #   id: spend.amount_invalid
 deny contains reason if {
-	_needs_requirement
+	_requirement_missing # an invalid amount leaves it undefined
 	not _amount_valid
 
 	shown := object.get(input, ["draft", "amount"], "<missing>")
@@ -94,8 +99,8 @@ deny contains reason if {
 # custom:
 #   id: spend.currency_not_configured
 deny contains reason if {
-	_needs_requirement
-	_has_amount
+	_requirement_missing # no tiers leave it undefined
+	amount
 	not _currency_configured
 
 	reason := {
@@ -110,8 +115,8 @@ deny contains reason if {
 # custom:
 #   id: spend.no_applicable_tier
 deny contains reason if {
-	_needs_requirement
-	_has_amount
+	_requirement_missing # no tier leaves it undefined
+	amount
 	_currency_configured
 	not _tier
 
@@ -129,8 +134,7 @@ deny contains reason if {
 # custom:
 #   id: spend.requirement_unavailable
 deny contains reason if {
-	_needs_requirement
-	not requirement
+	_requirement_missing
 	not _failure_explained
 
 	reason := {
@@ -147,7 +151,7 @@ deny contains reason if {
 #   explanation: the total of {amount} is above the {role} limit of {limit}
 deny contains reason if {
 	input.action == "approve"
-	_has_amount
+	amount
 
 	role := input.approval.role
 	limit := data.settings.approval_limits[role][_currency]
@@ -168,7 +172,7 @@ deny contains reason if {
 #   explanation: the {role} role has no approval limit in {currency}
 deny contains reason if {
 	input.action == "approve"
-	_has_amount
+	amount
 
 	role := input.approval.role
 	is_string(role)
@@ -235,7 +239,7 @@ deny contains reason if {
 #   explanation: item {sku} is not known, so its category limits cannot be checked
 deny contains reason if {
 	_needs_requirement
-	_has_amount
+	amount
 
 	some [_, sku, _] in _priced
 	not _item_known(sku)
@@ -248,6 +252,9 @@ deny contains reason if {
 }
 
 _item_known(sku) if is_string(input.context.items[sku].category)
+
+# The item categories of the priced lines.
+_priced_categories contains input.context.items[sku].category if some [_, sku, _] in _priced
 
 # Each priced line as [position, sku, value in minor units]; the position keeps equal
 # lines apart. Deltas count by their size: removing stock moves value as much as adding it.
@@ -273,14 +280,16 @@ _priced contains [0, p.sku, p.unit_cost.minor_units * p.quantity] if {
 
 _needs_requirement if input.action in {"submit", "patch", "approve", "execute"}
 
-_amount_valid if input.draft.amount == null
-
-_amount_valid if {
-	is_number(input.draft.amount.minor_units)
-	input.draft.amount.minor_units == floor(input.draft.amount.minor_units)
-	input.draft.amount.minor_units >= 0
-	is_string(input.draft.amount.currency)
+# A decision that needs the requirement, which cannot be computed: the rules that say why
+# check this first, so that the usual decision, with a requirement, passes them at once.
+_requirement_missing if {
+	_needs_requirement
+	not requirement
 }
+
+_amount_valid if amount
+
+_amount_valid if input.draft.amount == null
 
 # Negations below go through helper rules: `not f(x)` with x undefined is
 # itself undefined, which would let a deny rule silently not fire.
@@ -291,11 +300,6 @@ default _no_amount_kinds := []
 
 _no_amount_kinds := data.settings.no_amount_kinds
 
-_has_amount if {
-	_amount_valid
-	input.draft.amount != null
-}
-
 _minor := input.draft.amount.minor_units
 
 _currency := input.draft.amount.currency
@@ -304,19 +308,20 @@ _currency_configured if count(data.settings.approval_tiers[_currency]) > 0
 
 # The tier with the highest from_minor_units at or below the amount.
 _tier := tier if {
-	_has_amount
+	minor := amount.minor_units
+	tiers := data.settings.approval_tiers[amount.currency]
 
-	tiers := data.settings.approval_tiers[_currency]
-	starts := [t.from_minor_units | some t in tiers; t.from_minor_units <= _minor]
+	starts := [t.from_minor_units | some t in tiers; t.from_minor_units <= minor]
 	count(starts) > 0
+	start := max(starts)
 
 	some tier in tiers
-	tier.from_minor_units == max(starts)
+	tier.from_minor_units == start
 }
 
 _failure_explained if not _amount_valid
 
 _failure_explained if {
-	_has_amount
+	amount
 	not _tier
 }

@@ -261,6 +261,13 @@ test_allowed_category_amounts_sum_lines_of_a_limited_category if {
 	spend.category_amounts == {"hazardous": 400} with input as inp
 }
 
+test_allowed_category_amounts_keep_limited_categories_apart if {
+	limits := object.union(data.settings.category_limits, {"parts": {"manager": {"USD": 1000}}})
+	inp := _order([_line(_hazardous, 2, 100), _line("SKU-1", 3, 50), _line("SKU-HAZ-2", 1, 100), _line("SKU-1", 1, 5)], "manager")
+
+	spend.category_amounts == {"hazardous": 300, "parts": 155} with input as inp with data.settings.category_limits as limits
+}
+
 test_allowed_manager_at_category_limit if {
 	inp := _order([_line(_hazardous, 1, _manager_hazardous_limit), _line("SKU-1", 1, 5)], "manager")
 

@@ -7,30 +7,27 @@
 package order3.workflow
 
 # expires_at: when the draft, if still pending, expires.
-expires_at := _format(_created + _pending_ns)
+expires_at := time.format([_created + _pending_ns, "UTC", _layout])
 
 # escalation: {at, to_role}, when and to whom a still-pending draft is escalated; null
 # when the kind's escalation would come at or after its expiry, or none is configured.
 default escalation := null
 
-escalation := {"at": _format(_created + _escalation_ns), "to_role": _escalation.to_role} if {
-	_escalation_ns < _pending_ns
-	is_string(_escalation.to_role)
+escalation := {"at": time.format([_created + after_ns, "UTC", _layout]), "to_role": step.to_role} if {
+	step := object.get(data.settings.workflow.escalation, input.draft.kind, data.settings.workflow.escalation.default)
+	after_ns := step.after_seconds * _seconds_ns
+
+	after_ns < _pending_ns
+	is_string(step.to_role)
 }
 
 _layout := "2006-01-02T15:04:05.000000Z"
-
-_format(ns) := time.format([ns, "UTC", _layout])
 
 _created := time.parse_rfc3339_ns(input.draft.created_at)
 
 _seconds_ns := 1000000000
 
 _pending_ns := object.get(data.settings.workflow.pending_seconds, input.draft.kind, data.settings.workflow.pending_seconds.default) * _seconds_ns
-
-_escalation := object.get(data.settings.workflow.escalation, input.draft.kind, data.settings.workflow.escalation.default)
-
-_escalation_ns := _escalation.after_seconds * _seconds_ns
 
 # METADATA
 # title: Expiry cannot be computed
