@@ -38,10 +38,10 @@ from order3.policy.bundles import (
 )
 from order3.policy.revisions import RevisionContent
 from order3.policy.supervisor import OpaStartError, OpaSupervisor
-from order3.storage.database import create_engine
 from order3.storage.schema import audit_records
 from support.api import Api, Member, purchase_order
 from support.bundles import BundleHttpServer, write_policy_set
+from support.database import query
 from support.servers import order3_services
 
 
@@ -68,18 +68,6 @@ def repack(files: dict[str, bytes]) -> bytes:
             info.size = len(body)
             tar.addfile(info, io.BytesIO(body))
     return gzip.compress(buffer.getvalue())
-
-
-def query(settings: Settings, statement: sa.Select[Any]) -> list[Any]:
-    async def run() -> list[Any]:
-        db = create_engine(str(settings.database_url), pool_size=1)
-        try:
-            async with db.connect() as connection:
-                return list(await connection.execute(statement))
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
 
 
 def unpadded(text: str) -> bytes:

@@ -22,9 +22,9 @@ from litestar.testing import TestClient
 from conftest import POLICY_DIR, create_workspace
 from order3.config import Settings
 from order3.http.app import create_app
-from order3.storage.database import create_engine
 from order3.storage.schema import audit_records
 from support.api import Api
+from support.database import query
 from support.servers import ORDER3
 
 CAPPED_RULE = "replay_test.amount_capped"
@@ -86,18 +86,6 @@ def capped_candidate(tmp_path: Path) -> Path:
 
 def modules_of(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*.rego"))}
-
-
-def query(settings: Settings, statement: sa.Executable) -> list[Any]:
-    async def run() -> list[Any]:
-        db = create_engine(str(settings.database_url), pool_size=1)
-        try:
-            async with db.connect() as connection:
-                return list(await connection.execute(statement))
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
 
 
 def record_count(settings: Settings) -> int:

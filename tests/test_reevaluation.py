@@ -20,10 +20,10 @@ from order3.config import REPO_ROOT, Settings
 from order3.policy.engine import PolicyEngine
 from order3.policy.revisions import PolicyRevision, RevisionContent
 from order3.runtime import open_storage
-from order3.storage.database import create_engine
 from order3.storage.revisions import store_revision
 from order3.storage.schema import audit_records, policy_revisions
 from support.api import Api
+from support.database import query
 from support.servers import ORDER3
 
 OPA = REPO_ROOT / ".tools" / "bin" / "opa"
@@ -38,19 +38,6 @@ def order3(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(ORDER3), "audit", *args], env=env, capture_output=True, text=True, check=False
     )
-
-
-def query(settings: Settings, statement: sa.Executable) -> list[Any]:
-    async def run() -> list[Any]:
-        db = create_engine(str(settings.database_url), pool_size=1)
-        try:
-            async with db.begin() as connection:
-                result = await connection.execute(statement)
-                return list(result) if result.returns_rows else []
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
 
 
 def decided(api: Api) -> dict[str, int]:
