@@ -347,6 +347,26 @@ def test_an_agent_drafts_up_to_its_daily_limit(api: Api, currency: str, share: f
         assert context_of(api, response)["requester_daily_spend"]["submitted_minor_units"] == first
 
 
+@examples
+@given(first=st.integers(1, 50_000), patched_to=st.integers(1, 50_000))
+def test_a_patch_counts_the_draft_at_its_new_amount(api: Api, first: int, patched_to: int) -> None:
+    """A patch is weighed against the rest of the day, and from then on the draft counts
+    toward the agent's day at its patched amount."""
+    agent = new_member(api, "agent", ["requester"])
+    earlier = api.submit(agent, order(api, 700))
+    draft = api.submit(agent, order(api, first)).json()["draft"]
+    assert earlier.status_code == 201, earlier.text
+
+    patch = {"payload": order(api, patched_to)["payload"]}
+    patched = api.patch(agent, f"/v1/drafts/{draft['id']}", patch)
+    assert patched.status_code == 200, patched.text
+    next_one = api.submit(agent, order(api, 1))
+
+    assert context_of(api, patched)["requester_daily_spend"]["submitted_minor_units"] == 700
+    counted = context_of(api, next_one)["requester_daily_spend"]["submitted_minor_units"]
+    assert counted == 700 + patched_to
+
+
 def test_a_person_has_no_daily_limit(api: Api) -> None:
     """The daily cap is for agents: a person may draft above it."""
     limit = DATA["agents"]["daily_spend_limit"]["USD"]

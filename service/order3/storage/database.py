@@ -78,8 +78,9 @@ def _alembic_config(connection: sa.Connection) -> Config:
     return config
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Upgrade the schema to the newest revision; safe to run from several processes."""
+async def migrate(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Upgrade the schema to ``revision``, the newest by default; safe to run from several
+    processes."""
     async with engine.connect() as connection:
         if is_sqlite(engine):
             connection = await connection.execution_options(sqlite_begin="IMMEDIATE")
@@ -88,7 +89,7 @@ async def migrate(engine: AsyncEngine) -> None:
                 await connection.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                 )
-            await connection.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "heads"))
+            await connection.run_sync(lambda sync: command.upgrade(_alembic_config(sync), revision))
 
 
 def make_revision(connection: sa.Connection, message: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from order3.audit.verify import StoredRecord
@@ -19,7 +20,14 @@ from order3.domain.drafts import Approval, Draft, DraftKind, DraftState, Verdict
 from order3.domain.errors import Conflict
 from order3.domain.money import Money
 from order3.storage import schema
-from order3.storage.schema import api_tokens, approvals, audit_records, drafts, principals
+from order3.storage.schema import (
+    api_tokens,
+    approvals,
+    audit_records,
+    drafts,
+    principals,
+    spend_totals,
+)
 
 AnyRow = sa.Row[*tuple[Any, ...]]
 
@@ -189,76 +197,84 @@ async def due_escalations(connection: AsyncConnection, now: str, limit: int) -> 
     return [_draft_from_row(row) for row in rows]
 
 
+# ---- spend totals -------------------------------------------------------------------------
+
+EXECUTED_AT_LOCATION = "executed_at_location"
+"""Purchase orders executed for a location (the subject) in a UTC month (YYYY-MM)."""
+SUBMITTED_BY_REQUESTER = "submitted_by_requester"
+"""Drafts a requester (the subject) submitted in a UTC day (YYYY-MM-DD), whatever became of
+them, at their current amount."""
+
 # Built once, like the other statements on the decision path.
-_EXECUTED_LOCATION_SPEND = sa.select(sa.func.coalesce(sa.func.sum(drafts.c.amount_minor), 0)).where(
-    drafts.c.workspace_id == sa.bindparam("workspace_id"),
-    drafts.c.state == "executed",
-    drafts.c.kind == "purchase_order",
-    drafts.c.currency == sa.bindparam("currency"),
-    drafts.c.payload["location_id"].as_string() == sa.bindparam("location_id"),
-    drafts.c.updated_at >= sa.bindparam("since"),
-    drafts.c.updated_at < sa.bindparam("until"),
-)
-
-_SUBMITTED_SPEND = sa.select(sa.func.coalesce(sa.func.sum(drafts.c.amount_minor), 0)).where(
-    drafts.c.workspace_id == sa.bindparam("workspace_id"),
-    drafts.c.requester_id == sa.bindparam("requester_id"),
-    drafts.c.currency == sa.bindparam("currency"),
-    drafts.c.created_at >= sa.bindparam("since"),
-    drafts.c.created_at < sa.bindparam("until"),
-    drafts.c.id != sa.bindparam("leaving_out"),
+_SPEND_TOTAL = sa.select(spend_totals.c.amount_minor).where(
+    spend_totals.c.workspace_id == sa.bindparam("workspace_id"),
+    spend_totals.c.measure == sa.bindparam("measure"),
+    spend_totals.c.subject_id == sa.bindparam("subject_id"),
+    spend_totals.c.period == sa.bindparam("period"),
+    spend_totals.c.currency == sa.bindparam("currency"),
 )
 
 
-async def executed_location_spend(
+def _add_to_total(insert: Any) -> Any:
+    statement = insert(spend_totals)
+    return statement.on_conflict_do_update(
+        index_elements=list(spend_totals.primary_key.columns),
+        set_={"amount_minor": spend_totals.c.amount_minor + statement.excluded.amount_minor},
+    )
+
+
+_ADD_TO_TOTAL = {
+    "postgresql": _add_to_total(postgresql.insert),
+    "sqlite": _add_to_total(sqlite.insert),
+}
+
+
+async def spend_total(
     connection: AsyncConnection,
     workspace_id: str,
     *,
-    location_id: str,
+    measure: str,
+    subject_id: str,
+    period: str,
     currency: str,
-    since: str,
-    until: str,
 ) -> int:
-    """Minor units of the purchase orders for ``location_id`` in ``currency`` executed in
-    [since, until). An executed draft never changes again, so its ``updated_at`` is the
-    time it was executed."""
+    """Minor units counted under ``measure`` for ``subject_id`` in ``period`` and ``currency``."""
     total = await connection.scalar(
-        _EXECUTED_LOCATION_SPEND,
+        _SPEND_TOTAL,
         {
             "workspace_id": workspace_id,
+            "measure": measure,
+            "subject_id": subject_id,
+            "period": period,
             "currency": currency,
-            "location_id": location_id,
-            "since": since,
-            "until": until,
         },
     )
     return int(total or 0)
 
 
-async def submitted_spend(
+async def add_to_spend_total(
     connection: AsyncConnection,
     workspace_id: str,
     *,
-    requester_id: str,
+    measure: str,
+    subject_id: str,
+    period: str,
+    minor_units: int,
     currency: str,
-    since: str,
-    until: str,
-    leaving_out: str,
-) -> int:
-    """Minor units of the drafts ``requester_id`` submitted in ``currency`` in [since,
-    until), whatever became of them, leaving out the draft ``leaving_out``."""
-    total = await connection.scalar(
-        _SUBMITTED_SPEND,
+) -> None:
+    """Count ``minor_units`` of ``currency`` (negative to take them back) under ``measure``
+    for ``subject_id`` in ``period``, in the caller's transaction."""
+    await connection.execute(
+        _ADD_TO_TOTAL[connection.dialect.name],
         {
             "workspace_id": workspace_id,
-            "requester_id": requester_id,
+            "measure": measure,
+            "subject_id": subject_id,
+            "period": period,
             "currency": currency,
-            "since": since,
-            "until": until,
-            "leaving_out": leaving_out,
+            "amount_minor": minor_units,
         },
     )
-    return int(total or 0)
 
 
 # ---- approvals ----------------------------------------------------------------------------

@@ -83,6 +83,20 @@ drafts = sa.Table(
     sa.Index("ix_drafts_workspace_id_requester_id", "workspace_id", "requester_id", "created_at"),
 )
 
+spend_totals = sa.Table(
+    "spend_totals",
+    metadata,
+    sa.Column("workspace_id", Id, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("measure", sa.String(30), primary_key=True),
+    sa.Column("subject_id", Id, primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+)
+"""Running totals of the spend the budget and agent rules weigh, moved in the transaction of
+the draft change that moves them: what was executed at a location in a UTC month
+(``period`` YYYY-MM) and what a requester submitted in a UTC day (YYYY-MM-DD)."""
+
 approvals = sa.Table(
     "approvals",
     metadata,

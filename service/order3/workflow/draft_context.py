@@ -9,14 +9,12 @@ exist; a draft about records nobody has is bad input, not something to decide.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from order3.audit.records import utc_timestamp
-from order3.domain.decisions import Action, DecisionContext, parse_utc
+from order3.domain.decisions import Action, DecisionContext
 from order3.domain.drafts import Draft, DraftKind, RecordType, Reference, parse_payload
 from order3.domain.errors import InvalidInput
 from order3.storage import inventory as store
@@ -150,7 +148,8 @@ async def _spend(
     """The spend the budget and agent rules weigh the draft against: the location's
     purchase orders executed this month (submit, patch and execute of a purchase order) and
     what the requester submitted today (submit and patch), both in the draft's currency.
-    Months and days are UTC, those of ``now``."""
+    Months and days are UTC, those of ``now``; both are running totals the draft changes
+    keep (`order3.storage.repositories.spend_total`)."""
     amount = draft.amount
     budgeted = draft.kind is DraftKind.PURCHASE_ORDER and action in _BUDGETED
     capped = action in _CAPPED
@@ -163,14 +162,13 @@ async def _spend(
     currency = str(amount.currency)
     if budgeted:
         location_id = str(draft.payload["location_id"])
-        since, until = _month_of(now)
-        executed = await repo.executed_location_spend(
+        executed = await repo.spend_total(
             connection,
             draft.workspace_id,
-            location_id=location_id,
+            measure=repo.EXECUTED_AT_LOCATION,
+            subject_id=location_id,
+            period=now[:7],
             currency=currency,
-            since=since,
-            until=until,
         )
         spend["location_spend"] = {
             "location_id": location_id,
@@ -179,16 +177,16 @@ async def _spend(
             "executed_minor_units": executed,
         }
     if capped:
-        since, until = _day_of(now)
-        submitted = await repo.submitted_spend(
+        submitted = await repo.spend_total(
             connection,
             draft.workspace_id,
-            requester_id=draft.requester_id,
+            measure=repo.SUBMITTED_BY_REQUESTER,
+            subject_id=draft.requester_id,
+            period=now[:10],
             currency=currency,
-            since=since,
-            until=until,
-            leaving_out=draft.id,
         )
+        if action is Action.PATCH:
+            submitted -= await _counted_today(connection, draft, now)
         spend["requester_daily_spend"] = {
             "day": now[:10],
             "currency": currency,
@@ -197,14 +195,14 @@ async def _spend(
     return spend
 
 
-def _month_of(now: str) -> tuple[str, str]:
-    """The UTC month ``now`` falls in, as [start, start of the next month)."""
-    start = parse_utc(now, "now").replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (start + timedelta(days=32)).replace(day=1)
-    return utc_timestamp(start), utc_timestamp(following)
-
-
-def _day_of(now: str) -> tuple[str, str]:
-    """The UTC day ``now`` falls in, as [midnight, the next midnight)."""
-    start = parse_utc(now, "now").replace(hour=0, minute=0, second=0, microsecond=0)
-    return utc_timestamp(start), utc_timestamp(start + timedelta(days=1))
+async def _counted_today(connection: AsyncConnection, draft: Draft, now: str) -> int:
+    """What the stored version of ``draft`` adds to its requester's total for the day of
+    ``now`` in the draft's currency: a patch is weighed against the rest of the day."""
+    stored = await repo.load_draft(connection, draft.workspace_id, draft.id)
+    if stored is None:
+        return 0
+    amount = stored[0].amount
+    same_day = stored[0].created_at[:10] == now[:10]
+    if amount is None or not same_day or draft.amount is None:
+        return 0
+    return amount.minor_units if amount.currency == draft.amount.currency else 0

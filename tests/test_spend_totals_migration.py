@@ -1,0 +1,83 @@
+"""Upgrading a database that already holds drafts counts them into the running spend totals
+the budget and agent rules read, exactly as summing the drafts would."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import sqlalchemy as sa
+
+from order3.storage.database import create_engine, migrate
+from order3.storage.schema import drafts, spend_totals, workspaces
+
+BEFORE_TOTALS = "0008"
+
+
+def draft(number: int, **values: Any) -> dict[str, Any]:
+    row = {
+        "id": f"drf_{number}",
+        "workspace_id": "wsp_old",
+        "kind": "purchase_order",
+        "state": "pending",
+        "payload": {"location_id": "loc_main", "supplier_id": "sup_a", "lines": []},
+        "rationale": "Restock.",
+        "affected_records": [],
+        "approval_owner_id": "prn_mia",
+        "requester_id": "prn_bot",
+        "requester_type": "agent",
+        "amount_minor": 1_000,
+        "currency": "USD",
+        "content_hash": "sha256:" + "0" * 64,
+        "version": 1,
+        "created_at": "2026-11-30T23:59:59.000000Z",
+        "updated_at": "2026-11-30T23:59:59.000000Z",
+        "required": [],
+        "expires_at": "2026-12-30T00:00:00.000000Z",
+    }
+    return row | values
+
+
+DRAFTS = [
+    draft(1),
+    draft(2, amount_minor=250, state="rejected"),
+    draft(3, created_at="2026-12-01T00:00:00.000000Z", updated_at="2026-12-01T00:00:00.000000Z"),
+    draft(4, currency="EUR", amount_minor=90),
+    draft(5, state="executed", amount_minor=5_000, updated_at="2026-12-02T10:00:00.000000Z"),
+    draft(6, state="executed", amount_minor=7, payload={"location_id": "loc_east"}),
+    draft(7, state="executed", kind="adjustment", amount_minor=300),
+    draft(8, amount_minor=None, currency=None, kind="count_task"),
+]
+
+
+def test_upgrading_counts_existing_drafts_into_the_totals(database_url: str) -> None:
+    async def run() -> set[tuple[Any, ...]]:
+        engine = create_engine(database_url, pool_size=1)
+        try:
+            await migrate(engine, BEFORE_TOTALS)
+            async with engine.begin() as connection:
+                await connection.execute(
+                    sa.insert(workspaces),
+                    {"id": "wsp_old", "name": "Old", "created_at": "2026-11-01T00:00:00.000000Z"},
+                )
+                await connection.execute(sa.insert(drafts), DRAFTS)
+            await migrate(engine)
+            async with engine.connect() as connection:
+                rows = await connection.execute(sa.select(spend_totals))
+                return {tuple(row) for row in rows}
+        finally:
+            await engine.dispose()
+
+    totals = asyncio.run(run())
+
+    by_day = "submitted_by_requester"
+    at_location = "executed_at_location"
+    assert totals == {
+        # Every priced draft counts toward the day it was submitted, whatever became of it.
+        ("wsp_old", by_day, "prn_bot", "2026-11-30", "USD", 1_000 + 250 + 5_000 + 7 + 300),
+        ("wsp_old", by_day, "prn_bot", "2026-12-01", "USD", 1_000),
+        ("wsp_old", by_day, "prn_bot", "2026-11-30", "EUR", 90),
+        # Executed purchase orders count toward their location's month of execution.
+        ("wsp_old", at_location, "loc_main", "2026-12", "USD", 5_000),
+        ("wsp_old", at_location, "loc_east", "2026-11", "USD", 7),
+    }
