@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from order3.policy.binary import find_opa
-from order3.policy.supervisor import free_loopback_port
+from order3.policy.supervisor import free_loopback_port, opa_environment
 
 POSTGRES_URL_ENV = "ORDER3_TEST_POSTGRES_URL"
 _DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -195,7 +195,11 @@ class OpaServer:
         argv += ["--ignore", "*_test.rego", "--ignore", "schema.json", str(policy_dir)]
         with os.fdopen(fd, "wb") as log:
             self._process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                argv,
+                env=opa_environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         try:
             self._wait_healthy(timeout)
