@@ -5,7 +5,8 @@ request, across several round trips, caps a process at a few hundred appends a s
 each process runs appender tasks that gather whatever changes are waiting and commit them
 together (a group commit):
 
-1. open one transaction (SQLite: ``BEGIN IMMEDIATE``) and run every change in it;
+1. open one transaction (SQLite: ``BEGIN IMMEDIATE``) and run every change in it, then
+   write the changes to running spend totals they gathered, in key order;
 2. lock the chain head (``SELECT ... FOR UPDATE`` on PostgreSQL), seal the batch's records
    after it, insert them in one statement and move the head;
 3. store each idempotent request's answer;
@@ -40,6 +41,7 @@ from order3.audit.signing import SigningKey
 from order3.storage import schema
 from order3.storage.database import is_sqlite
 from order3.storage.idempotency import IdempotencyClaim, answer_of, store_answers
+from order3.storage.repositories import forget_spend_totals, write_spend_totals
 
 log = structlog.get_logger(__name__)
 
@@ -178,12 +180,14 @@ class AuditAppender:
     async def _try_commit(
         self, connection: AsyncConnection, batch: list[_Pending[Any]]
     ) -> list[SealedRecord]:
+        forget_spend_totals(connection)  # from an attempt that was rolled back
         async with connection.begin():
             for pending in batch:
                 try:
                     pending.value, pending.entries = await pending.work(connection)
                 except Exception as exc:  # leaving the block rolls the whole batch back
                     raise _ChangeFailed(pending, exc) from exc
+            await write_spend_totals(connection)
             entries = [entry for pending in batch for entry in pending.entries]
             sealed = await self._append(connection, entries) if entries else []
             position, answers = 0, []

@@ -7,6 +7,7 @@ their values: building a statement with its values inside costs more CPU than ru
 
 from __future__ import annotations
 
+import collections
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -252,7 +253,7 @@ async def spend_total(
     return int(total or 0)
 
 
-async def add_to_spend_total(
+def add_to_spend_total(
     connection: AsyncConnection,
     workspace_id: str,
     *,
@@ -263,18 +264,35 @@ async def add_to_spend_total(
     currency: str,
 ) -> None:
     """Count ``minor_units`` of ``currency`` (negative to take them back) under ``measure``
-    for ``subject_id`` in ``period``, in the caller's transaction."""
-    await connection.execute(
-        _ADD_TO_TOTAL[connection.dialect.name],
-        {
-            "workspace_id": workspace_id,
-            "measure": measure,
-            "subject_id": subject_id,
-            "period": period,
-            "currency": currency,
-            "amount_minor": minor_units,
-        },
-    )
+    for ``subject_id`` in ``period``, in the caller's transaction.
+
+    The change is gathered on the connection and written by `write_spend_totals` with the
+    transaction's other changes to totals, in key order: every transaction then locks the
+    total rows it moves in the same order, so two never wait on each other in a cycle.
+    """
+    changes = connection.info.setdefault(_SPEND_CHANGES, collections.Counter())
+    changes[(workspace_id, measure, subject_id, period, currency)] += minor_units
+
+
+async def write_spend_totals(connection: AsyncConnection) -> None:
+    """Write the changes to totals gathered in this transaction, in key order."""
+    changes = connection.info.pop(_SPEND_CHANGES, None) or collections.Counter()
+    rows = [
+        dict(zip(_SPEND_KEY, key, strict=True), amount_minor=changes[key])
+        for key in sorted(changes)
+        if changes[key]
+    ]
+    if rows:
+        await connection.execute(_ADD_TO_TOTAL[connection.dialect.name], rows)
+
+
+def forget_spend_totals(connection: AsyncConnection) -> None:
+    """Drop the changes to totals gathered so far: their transaction was rolled back."""
+    connection.info.pop(_SPEND_CHANGES, None)
+
+
+_SPEND_CHANGES = "order3.spend_changes"
+_SPEND_KEY = ("workspace_id", "measure", "subject_id", "period", "currency")
 
 
 # ---- approvals ----------------------------------------------------------------------------

@@ -134,7 +134,7 @@ class DraftWorkflow:
         async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
             stored = _with_workflow(draft, decision)
             await repo.insert_draft(connection, stored)
-            await _count_submitted(connection, stored)
+            _count_submitted(connection, stored)
             return Outcome(decision=decision, draft=stored), [
                 _entry(actor, "draft.submitted", stored.id, decision)
             ]
@@ -165,8 +165,8 @@ class DraftWorkflow:
             stored = _with_workflow(patched, decision)
             await repo.update_draft(connection, stored, seen_version=current.version)
             if stored.amount != current.amount:
-                await _count_submitted(connection, current, taken_back=True)
-                await _count_submitted(connection, stored)
+                _count_submitted(connection, current, taken_back=True)
+                _count_submitted(connection, stored)
             details = {"previous_content_hash": current.content_hash}
             return Outcome(decision=decision, draft=stored), [
                 _entry(actor, "draft.patched", draft_id, decision, details)
@@ -251,7 +251,7 @@ class DraftWorkflow:
             else:
                 execution = {"executed_at": now, "executed_by": by, "effects": applied.effects}
                 state, action, caused = DraftState.EXECUTED, "draft.executed", applied.entries
-                await _count_executed(connection, draft, now)
+                _count_executed(connection, draft, now)
             updated = msgspec.structs.replace(_advance(draft, state, now), execution=execution)
             await repo.update_draft(connection, updated, seen_version=draft.version)
             return Outcome(decision=decision, draft=updated), [
@@ -593,7 +593,7 @@ def _entry(
     )
 
 
-async def _count_submitted(
+def _count_submitted(
     connection: AsyncConnection, draft: Draft, *, taken_back: bool = False
 ) -> None:
     """Count a submitted draft's amount in its requester's total for the day it was
@@ -601,7 +601,7 @@ async def _count_submitted(
     if draft.amount is None:
         return
     minor_units = draft.amount.minor_units
-    await repo.add_to_spend_total(
+    repo.add_to_spend_total(
         connection,
         draft.workspace_id,
         measure=repo.SUBMITTED_BY_REQUESTER,
@@ -612,11 +612,11 @@ async def _count_submitted(
     )
 
 
-async def _count_executed(connection: AsyncConnection, draft: Draft, now: str) -> None:
+def _count_executed(connection: AsyncConnection, draft: Draft, now: str) -> None:
     """Count an executed purchase order in its location's total for the month of ``now``."""
     if draft.kind is not DraftKind.PURCHASE_ORDER or draft.amount is None:
         return
-    await repo.add_to_spend_total(
+    repo.add_to_spend_total(
         connection,
         draft.workspace_id,
         measure=repo.EXECUTED_AT_LOCATION,

@@ -1,5 +1,5 @@
-"""Upgrading a database that already holds drafts counts them into the running spend totals
-the budget and agent rules read, exactly as summing the drafts would."""
+"""The running spend totals the budget and agent rules read: concurrent changes move them
+exactly, and upgrading a database that already holds drafts counts those drafts in."""
 
 from __future__ import annotations
 
@@ -7,11 +7,62 @@ import asyncio
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from order3.audit.appender import Work
+from order3.audit.records import AuditEntry
+from order3.config import Settings
+from order3.runtime import open_storage
+from order3.storage import repositories as repo
 from order3.storage.database import create_engine, migrate
 from order3.storage.schema import drafts, spend_totals, workspaces
+from support.api import Workspace
 
 BEFORE_TOTALS = "0008"
+
+
+def test_concurrent_changes_to_the_same_totals_all_commit_exactly(
+    settings: Settings, workspace: Workspace
+) -> None:
+    """Changes that move the same totals in opposite orders, committed concurrently (several
+    batches at once on PostgreSQL), all commit, and each total is the sum of its moves."""
+    subjects = ["loc_a", "loc_b", "loc_c"]
+
+    def moving(order: list[str], minor_units: int) -> Work[None]:
+        async def work(connection: AsyncConnection) -> tuple[None, list[AuditEntry]]:
+            for subject in order:
+                repo.add_to_spend_total(
+                    connection,
+                    workspace.id,
+                    measure=repo.EXECUTED_AT_LOCATION,
+                    subject_id=subject,
+                    period="2026-12",
+                    minor_units=minor_units,
+                    currency="USD",
+                )
+                await connection.execute(sa.select(sa.literal(1)))
+            return None, []
+
+        return work
+
+    async def run() -> dict[str, int]:
+        async with open_storage(settings) as (db, _, appender):
+            changes = [moving(subjects if n % 2 else subjects[::-1], n) for n in range(1, 201)]
+            await asyncio.gather(*(appender.commit(change) for change in changes))
+            async with db.connect() as connection:
+                return {
+                    subject: await repo.spend_total(
+                        connection,
+                        workspace.id,
+                        measure=repo.EXECUTED_AT_LOCATION,
+                        subject_id=subject,
+                        period="2026-12",
+                        currency="USD",
+                    )
+                    for subject in subjects
+                }
+
+    assert asyncio.run(run()) == dict.fromkeys(subjects, sum(range(1, 201)))
 
 
 def draft(number: int, **values: Any) -> dict[str, Any]:
