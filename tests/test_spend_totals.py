@@ -50,17 +50,9 @@ def test_concurrent_changes_to_the_same_totals_all_commit_exactly(
             changes = [moving(subjects if n % 2 else subjects[::-1], n) for n in range(1, 201)]
             await asyncio.gather(*(appender.commit(change) for change in changes))
             async with db.connect() as connection:
-                return {
-                    subject: await repo.spend_total(
-                        connection,
-                        workspace.id,
-                        measure=repo.EXECUTED_AT_LOCATION,
-                        subject_id=subject,
-                        period="2026-12",
-                        currency="USD",
-                    )
-                    for subject in subjects
-                }
+                keys = [(repo.EXECUTED_AT_LOCATION, subject, "2026-12") for subject in subjects]
+                totals = await repo.spend_totals_of(connection, workspace.id, "USD", keys)
+                return {subject: total for (_, subject, _), total in totals.items()}
 
     assert asyncio.run(run()) == dict.fromkeys(subjects, sum(range(1, 201)))
 

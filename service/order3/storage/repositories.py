@@ -207,12 +207,17 @@ SUBMITTED_BY_REQUESTER = "submitted_by_requester"
 them, at their current amount."""
 
 # Built once, like the other statements on the decision path.
-_SPEND_TOTAL = sa.select(spend_totals.c.amount_minor).where(
+_SPEND_TOTALS = sa.select(
+    spend_totals.c.measure,
+    spend_totals.c.subject_id,
+    spend_totals.c.period,
+    spend_totals.c.amount_minor,
+).where(
     spend_totals.c.workspace_id == sa.bindparam("workspace_id"),
-    spend_totals.c.measure == sa.bindparam("measure"),
-    spend_totals.c.subject_id == sa.bindparam("subject_id"),
-    spend_totals.c.period == sa.bindparam("period"),
     spend_totals.c.currency == sa.bindparam("currency"),
+    sa.tuple_(spend_totals.c.measure, spend_totals.c.subject_id, spend_totals.c.period).in_(
+        sa.bindparam("keys", expanding=True)
+    ),
 )
 
 
@@ -230,27 +235,22 @@ _ADD_TO_TOTAL = {
 }
 
 
-async def spend_total(
-    connection: AsyncConnection,
-    workspace_id: str,
-    *,
-    measure: str,
-    subject_id: str,
-    period: str,
-    currency: str,
-) -> int:
-    """Minor units counted under ``measure`` for ``subject_id`` in ``period`` and ``currency``."""
-    total = await connection.scalar(
-        _SPEND_TOTAL,
-        {
-            "workspace_id": workspace_id,
-            "measure": measure,
-            "subject_id": subject_id,
-            "period": period,
-            "currency": currency,
-        },
-    )
-    return int(total or 0)
+SpendKey = tuple[str, str, str]
+"""A running total's measure, subject and period."""
+
+
+async def spend_totals_of(
+    connection: AsyncConnection, workspace_id: str, currency: str, keys: list[SpendKey]
+) -> dict[SpendKey, int]:
+    """The minor units of ``currency`` counted under each of ``keys``, in one statement; 0
+    for a total nothing was counted in yet."""
+    totals = dict.fromkeys(keys, 0)
+    if keys:
+        rows = await connection.execute(
+            _SPEND_TOTALS, {"workspace_id": workspace_id, "currency": currency, "keys": keys}
+        )
+        totals.update(((row.measure, row.subject_id, row.period), row.amount_minor) for row in rows)
+    return totals
 
 
 def add_to_spend_total(

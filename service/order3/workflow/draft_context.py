@@ -149,7 +149,7 @@ async def _spend(
     purchase orders executed this month (submit, patch and execute of a purchase order) and
     what the requester submitted today (submit and patch), both in the draft's currency.
     Months and days are UTC, those of ``now``; both are running totals the draft changes
-    keep (`order3.storage.repositories.spend_total`)."""
+    keep, read in one statement (`order3.storage.repositories.spend_totals_of`)."""
     amount = draft.amount
     budgeted = draft.kind is DraftKind.PURCHASE_ORDER and action in _BUDGETED
     capped = action in _CAPPED
@@ -160,31 +160,20 @@ async def _spend(
     if amount is None:
         return spend
     currency = str(amount.currency)
+    location = (repo.EXECUTED_AT_LOCATION, str(draft.payload.get("location_id")), now[:7])
+    requester = (repo.SUBMITTED_BY_REQUESTER, draft.requester_id, now[:10])
+    keys = [location] if budgeted else []
+    keys += [requester] if capped else []
+    totals = await repo.spend_totals_of(connection, draft.workspace_id, currency, keys)
     if budgeted:
-        location_id = str(draft.payload["location_id"])
-        executed = await repo.spend_total(
-            connection,
-            draft.workspace_id,
-            measure=repo.EXECUTED_AT_LOCATION,
-            subject_id=location_id,
-            period=now[:7],
-            currency=currency,
-        )
         spend["location_spend"] = {
-            "location_id": location_id,
+            "location_id": location[1],
             "month": now[:7],
             "currency": currency,
-            "executed_minor_units": executed,
+            "executed_minor_units": totals[location],
         }
     if capped:
-        submitted = await repo.spend_total(
-            connection,
-            draft.workspace_id,
-            measure=repo.SUBMITTED_BY_REQUESTER,
-            subject_id=draft.requester_id,
-            period=now[:10],
-            currency=currency,
-        )
+        submitted = totals[requester]
         if action is Action.PATCH:
             submitted -= await _counted_today(connection, draft, now)
         spend["requester_daily_spend"] = {

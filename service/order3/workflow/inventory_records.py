@@ -116,24 +116,34 @@ async def check_order(
     A supplier on hold still takes orders: the policy decides what such an order needs (an
     approval from finance, by default), and an approved one goes ahead.
     """
-    supplier = await store.load_supplier(connection, workspace_id, order.supplier_id)
+    found = {
+        (record.type, record.id): record
+        for record in await store.named_records(
+            connection,
+            workspace_id,
+            skus=[line.sku for line in order.lines],
+            suppliers=[order.supplier_id],
+            locations=[order.location_id],
+        )
+    }
+    supplier = found.get(("supplier", order.supplier_id))
     if supplier is None:
         raise InvalidInput(f"{path}.supplier_id", f"no supplier {order.supplier_id}")
-    if refuse_blocked and supplier.status is SupplierStatus.BLOCKED:
+    if refuse_blocked and supplier.detail == SupplierStatus.BLOCKED:
         raise Conflict(
             f"supplier {supplier.id} is blocked; no order goes to it",
             supplier_id=supplier.id,
-            status=str(supplier.status),
+            status=str(supplier.detail),
         )
-    if not await store.location_exists(connection, workspace_id, order.location_id):
+    if ("location", order.location_id) not in found:
         raise InvalidInput(f"{path}.location_id", f"no location {order.location_id}")
     for index, line in enumerate(order.lines):
         where = f"{path}.lines[{index}]"
-        item = await store.load_item(connection, workspace_id, line.sku)
+        item = found.get(("item", line.sku))
         if item is None:
             raise InvalidInput(f"{where}.sku", f"no item {line.sku}")
         ensure_same_currency(f"{where}.unit_cost", line.unit_cost, str(order.currency))
-        ensure_same_currency(f"{where}.unit_cost", line.unit_cost, str(item.unit_cost.currency))
+        ensure_same_currency(f"{where}.unit_cost", line.unit_cost, str(item.currency))
 
 
 def build_order(
@@ -241,7 +251,11 @@ async def create_purchase_order(
     """
     await check_order(connection, actor.workspace_id, order)
     order_id = order.id or new_id("po")
-    if await store.load_purchase_order(connection, actor.workspace_id, order_id) is not None:
+    # A generated id is new; only an id the caller chose can be taken.
+    taken = order.id is not None and await store.load_purchase_order(
+        connection, actor.workspace_id, order_id
+    )
+    if taken:
         raise Conflict(f"purchase order {order_id} already exists", purchase_order_id=order_id)
     created = build_order(order_id, order, owner_of(actor), utc_timestamp())
     await store.insert_purchase_order(connection, actor.workspace_id, created)
