@@ -255,13 +255,15 @@ default _shaped_by := []
 
 _shaped_by := [object.remove(item, {"required"}) | some item in _ordered(quorum.contributions)] if {
 	input.action in {"submit", "patch", "approve", "execute"}
+	count(quorum.contributions) > 0
 }
 
 # A set of reasons as an array, in the order of the reasons without their facts: the order
-# the set alone gave before reasons carried facts, which sort first by their key.
-_ordered(items) := [pair[1] | some pair in sort([[object.remove(item, {"facts"}), item] | some item in items])] if {
-	count(items) > 1
-} else := [item | some item in items]
+# the set alone gave before reasons carried facts, which sort first by their key. A single
+# reason (the usual allowed decision) needs no sorting, so that case is tried first.
+_ordered(items) := [item | some item in items] if {
+	count(items) < 2
+} else := [pair[1] | some pair in sort([[object.remove(item, {"facts"}), item] | some item in items])]
 
 # What is still missing once the approval being decided is counted: one less of its role.
 _missing_if_counted[role] := left if {

@@ -28,21 +28,22 @@ needs_human if input.draft.requester.type == "agent"
 deny contains reason if {
 	input.action in {"submit", "patch"}
 	input.draft.requester.type == "agent"
-	spend.amount
+	amount := spend.amount
 	_spend_known
 
-	limit := data.settings.agents.daily_spend_limit[spend.amount.currency]
-	total := _drafted_today + spend.amount.minor_units
+	limit := data.settings.agents.daily_spend_limit[amount.currency]
+	drafted_today := input.context.requester_daily_spend.submitted_minor_units
+	total := drafted_today + amount.minor_units
 	total > limit
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
-		"message": sprintf("agent %v would draft %d %v minor units today, above its daily limit of %d", [input.draft.requester.id, total, spend.amount.currency, limit]),
+		"message": sprintf("agent %v would draft %d %v minor units today, above its daily limit of %d", [input.draft.requester.id, total, amount.currency, limit]),
 		"facts": {
 			"requester_id": input.draft.requester.id,
 			"day": input.context.requester_daily_spend.day,
-			"drafted_today": spend.money(_drafted_today),
-			"amount": spend.money(spend.amount.minor_units),
+			"drafted_today": spend.money(drafted_today),
+			"amount": spend.money(amount.minor_units),
 			"total": spend.money(total),
 			"daily_limit": spend.money(limit),
 		},
@@ -57,12 +58,12 @@ deny contains reason if {
 deny contains reason if {
 	input.action in {"submit", "patch"}
 	input.draft.requester.type == "agent"
-	spend.amount
+	currency := spend.amount.currency
 	not _limit_configured
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
-		"message": sprintf("agents have no daily spend limit configured for %v", [spend.amount.currency]),
+		"message": sprintf("agents have no daily spend limit configured for %v", [currency]),
 	}
 }
 
@@ -77,20 +78,18 @@ deny contains reason if {
 deny contains reason if {
 	input.action in {"submit", "patch"}
 	input.draft.requester.type == "agent"
-	spend.amount
+	currency := spend.amount.currency
 	not _spend_known
 
 	shown := object.get(input, ["context", "requester_daily_spend"], "<missing>")
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
-		"message": sprintf("context.requester_daily_spend %v does not give today's %v spend", [shown, spend.amount.currency]),
+		"message": sprintf("context.requester_daily_spend %v does not give today's %v spend", [shown, currency]),
 	}
 }
 
 _limit_configured if is_number(data.settings.agents.daily_spend_limit[spend.amount.currency])
-
-_drafted_today := input.context.requester_daily_spend.submitted_minor_units
 
 _spend_known if {
 	daily := input.context.requester_daily_spend

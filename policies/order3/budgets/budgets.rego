@@ -31,21 +31,21 @@ budget := data.settings.location_budgets.default[spend.amount.currency] if {
 deny contains reason if {
 	input.action in {"submit", "patch", "execute"}
 	input.draft.kind == "purchase_order"
-	spend.amount
+	amount := spend.amount
 	_spend_known
 
 	executed := input.context.location_spend.executed_minor_units
-	total := executed + spend.amount.minor_units
+	total := executed + amount.minor_units
 	total > budget
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
-		"message": sprintf("location %v would spend %d %v minor units in %v, above its budget of %d", [_location, total, spend.amount.currency, _month, budget]),
+		"message": sprintf("location %v would spend %d %v minor units in %v, above its budget of %d", [_location, total, amount.currency, _month, budget]),
 		"facts": {
 			"location_id": _location,
 			"month": _month,
 			"executed": spend.money(executed),
-			"amount": spend.money(spend.amount.minor_units),
+			"amount": spend.money(amount.minor_units),
 			"total": spend.money(total),
 			"budget": spend.money(budget),
 		},
@@ -60,12 +60,12 @@ deny contains reason if {
 deny contains reason if {
 	input.action in {"submit", "patch", "execute"}
 	input.draft.kind == "purchase_order"
-	spend.amount
+	currency := spend.amount.currency
 	not _budget_configured
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
-		"message": sprintf("no monthly budget is configured for location %v in %v", [_location, spend.amount.currency]),
+		"message": sprintf("no monthly budget is configured for location %v in %v", [_location, currency]),
 	}
 }
 

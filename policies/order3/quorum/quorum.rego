@@ -141,9 +141,10 @@ _raised := (_overlays | suppliers.contribution) | adjustments.contribution
 
 # The spend tier with each role raised to the highest count any raising rule asks; just
 # the tier when none does.
-_merged := spend.requirement if {
+_merged := tier if {
 	count(_raised) == 0
-	is_object(spend.requirement)
+	tier := spend.requirement
+	is_object(tier)
 } else := {role: max(counts) |
 	some source in _sources
 	some role, _ in source
@@ -155,7 +156,10 @@ _sources := array.concat([spend.requirement], [item.required | some item in _rai
 
 _two_person_from := data.settings.two_person.from_minor_units[spend.amount.currency]
 
-_two_person if spend.amount.minor_units >= _two_person_from
+_two_person if {
+	amount := spend.amount
+	amount.minor_units >= data.settings.two_person.from_minor_units[amount.currency]
+}
 
 # The fewest people who must approve: 2 from the two-person threshold, 1 for an agent's draft.
 _minimum := 2 if {

@@ -53,6 +53,14 @@ within_limit(role) if {
 	}
 }
 
+# The rules that say why the requirement cannot be computed (_unavailable) are only asked
+# when it cannot be, so that the usual decision, with a requirement, passes one rule
+# rather than each of them.
+deny contains reason if {
+	_requirement_missing
+	some reason in _unavailable
+}
+
 # METADATA
 # title: Amount is not valid
 # description: >-
@@ -60,9 +68,8 @@ within_limit(role) if {
 #   minor_units and a currency code.
 # custom:
 #   id: spend.amount_invalid
-deny contains reason if {
-	_requirement_missing # an invalid amount leaves it undefined
-	not _amount_valid
+_unavailable contains reason if {
+	not _amount_valid # an invalid amount leaves the requirement undefined
 
 	shown := object.get(input, ["draft", "amount"], "<missing>")
 
@@ -98,10 +105,9 @@ deny contains reason if {
 # description: A draft whose currency has no approval tiers in data.settings.approval_tiers is refused.
 # custom:
 #   id: spend.currency_not_configured
-deny contains reason if {
-	_requirement_missing # no tiers leave it undefined
+_unavailable contains reason if {
 	amount
-	not _currency_configured
+	not _currency_configured # no tiers leave the requirement undefined
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
@@ -114,11 +120,10 @@ deny contains reason if {
 # description: The currency is configured but no tier starts at or below the amount.
 # custom:
 #   id: spend.no_applicable_tier
-deny contains reason if {
-	_requirement_missing # no tier leaves it undefined
+_unavailable contains reason if {
 	amount
 	_currency_configured
-	not _tier
+	not _tier # no tier leaves the requirement undefined
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
@@ -133,8 +138,7 @@ deny contains reason if {
 #   computed for a reason no other spend rule explains (for example, incomplete settings).
 # custom:
 #   id: spend.requirement_unavailable
-deny contains reason if {
-	_requirement_missing
+_unavailable contains reason if {
 	not _failure_explained
 
 	reason := {
@@ -151,16 +155,16 @@ deny contains reason if {
 #   explanation: the total of {amount} is above the {role} limit of {limit}
 deny contains reason if {
 	input.action == "approve"
-	amount
+	given := amount
 
 	role := input.approval.role
-	limit := data.settings.approval_limits[role][_currency]
-	_minor > limit
+	limit := data.settings.approval_limits[role][given.currency]
+	given.minor_units > limit
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
-		"message": sprintf("amount %d %v minor units exceeds %v limit %d", [_minor, _currency, role, limit]),
-		"facts": {"amount": money(_minor), "role": role, "limit": money(limit)},
+		"message": sprintf("amount %d %v minor units exceeds %v limit %d", [given.minor_units, given.currency, role, limit]),
+		"facts": {"amount": money(given.minor_units), "role": role, "limit": money(limit)},
 	}
 }
 
@@ -172,16 +176,16 @@ deny contains reason if {
 #   explanation: the {role} role has no approval limit in {currency}
 deny contains reason if {
 	input.action == "approve"
-	amount
+	currency := amount.currency
 
 	role := input.approval.role
 	is_string(role)
-	not data.settings.approval_limits[role][_currency]
+	not data.settings.approval_limits[role][currency]
 
 	reason := {
 		"rule": rego.metadata.rule().custom.id,
-		"message": sprintf("role %v has no approval limit configured for %v", [role, _currency]),
-		"facts": {"role": role, "currency": _currency},
+		"message": sprintf("role %v has no approval limit configured for %v", [role, currency]),
+		"facts": {"role": role, "currency": currency},
 	}
 }
 
@@ -308,8 +312,9 @@ _currency_configured if count(data.settings.approval_tiers[_currency]) > 0
 
 # The tier with the highest from_minor_units at or below the amount.
 _tier := tier if {
-	minor := amount.minor_units
-	tiers := data.settings.approval_tiers[amount.currency]
+	given := amount
+	minor := given.minor_units
+	tiers := data.settings.approval_tiers[given.currency]
 
 	starts := [t.from_minor_units | some t in tiers; t.from_minor_units <= minor]
 	count(starts) > 0
