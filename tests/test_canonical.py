@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -172,3 +173,47 @@ def test_rfc_8785_string_and_literal_example() -> None:
         encoded
         == '{"literals":[null,true,false],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'.encode()
     )
+
+
+# Beyond the domain both encoders share: floats, integers past 2**53, keys whose code point
+# and UTF-16 orders differ (private use and astral characters), lone surrogates, tuples.
+awkward_text = st.text(
+    alphabet=st.characters(min_codepoint=0xD7F0, max_codepoint=0x1F700)
+    | st.sampled_from(["a", "é", "\u2028", "\x00", "\ud800"]),
+    max_size=4,
+)
+# Names from both sides of the UTF-16 surprise: U+E000 and up sort after U+10000 and up.
+order_sensitive_names = st.text(
+    alphabet=st.sampled_from(["a", "\ue000", "\uffff", "\U00010000", "\U0001f600"]),
+    min_size=1,
+    max_size=2,
+)
+awkward_values = st.recursive(
+    leaves
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(-(2**64), 2**64)
+    | awkward_text,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(
+            st.text(max_size=3) | awkward_text | order_sensitive_names, children, max_size=4
+        )
+    ),
+    max_leaves=12,
+)
+
+
+def encoded_or_error(encode: Any, value: Any) -> bytes | str:
+    try:
+        return bytes(encode(value))
+    except Exception as error:
+        return type(error).__name__
+
+
+@settings(max_examples=1500)
+@given(awkward_values)
+def test_canonical_json_agrees_with_the_rfc_8785_library_everywhere(value: Any) -> None:
+    """The fast path never changes a byte: whatever the value, the encoding (or the error)
+    is the one the exact RFC 8785 encoder gives."""
+    assert encoded_or_error(canonical_json, value) == encoded_or_error(rfc8785.dumps, value)
