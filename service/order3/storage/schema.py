@@ -80,7 +80,6 @@ drafts = sa.Table(
     sa.Column("escalated_at", Timestamp),
     sa.Index("ix_drafts_workspace_id_id", "workspace_id", "id"),
     sa.Index("ix_drafts_workspace_id_state", "workspace_id", "state", "id"),
-    sa.Index("ix_drafts_workspace_id_requester_id", "workspace_id", "requester_id", "created_at"),
 )
 
 spend_totals = sa.Table(
