@@ -4,7 +4,10 @@ For each database, the benchmark starts an OPA sidecar and ``order3 serve`` proc
 loopback (each client keeps to one process, as a load balancer would spread them), then
 drives N concurrent clients, each looping submit -> approve -> execute (three decisions) for a
 fixed time. It then replays the very decision inputs the service recorded straight to OPA's
-REST API with the same number of clients, so the service's overhead shows as a ratio.
+REST API with the same number of clients, so the service's overhead shows as a ratio. On
+Linux it also prints the CPU time each kind of process (service, OPA, PostgreSQL, this load
+generator) spent per decision through the service; every process of that kind on the
+machine counts.
 
     .venv/bin/python benchmarks/decisions.py [--clients 32] [--seconds 20] [--processes 2]
 
@@ -60,6 +63,8 @@ class Run:
     elapsed: float = 0.0
     errors: int = 0
     first_error: str = ""
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU milliseconds per decision, by component (`cpu_seconds`)."""
 
     @property
     def rate(self) -> float:
@@ -70,6 +75,41 @@ class Run:
             return float("nan")
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+CPU_GROUPS = ("service", "OPA", "PostgreSQL", "load generator")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by this machine's processes, by what they are: ``order3
+    serve`` processes, OPA servers, PostgreSQL processes and this load generator. Linux
+    only (it reads /proc); empty elsewhere."""
+    used = dict.fromkeys(CPU_GROUPS, 0.0)
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        program = Path(argv[0].decode(errors="replace")).name
+        if int(entry.name) == os.getpid():
+            group = "load generator"
+        elif b"order3 serve" in b" ".join(argv):
+            group = "service"
+        elif program == "opa":
+            group = "OPA"
+        elif program.startswith("postgres"):
+            group = "PostgreSQL"
+        else:
+            continue
+        used[group] += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return used
 
 
 def create_workspace(env: dict[str, str]) -> str:
@@ -253,7 +293,13 @@ def bench_database(
         step = service_step(bases, bot, mia, mia_id)
         asyncio.run(drive(args.clients, 2, step, "warm-up"))
         console.print(f"[bold]{name}[/]: {args.clients} clients for {args.seconds:.0f} s")
+        before = cpu_seconds()
         through_service = asyncio.run(drive(args.clients, args.seconds, step, name))
+        after = cpu_seconds()
+        decided = len(through_service.latencies_ms) or 1
+        through_service.cpu_ms = {
+            group: 1000 * (after[group] - before[group]) / decided for group in after
+        }
         inputs = recorded_inputs(base, admin, 3000)
     direct = asyncio.run(drive(args.clients, args.seconds, opa_step(opa_url, inputs), "opa"))
     verify = subprocess.run(
@@ -288,6 +334,9 @@ def main() -> None:
         "service/OPA",
     ]:
         table.add_column(column, justify="right")
+    cpu = Table(title="CPU ms per decision through the service, by process, on this machine")
+    for column in ["database", "processes", *CPU_GROUPS, "total"]:
+        cpu.add_column(column, justify="right")
     with TemporaryDirectory(prefix="order3-bench-") as tmp, OpaServer() as opa:
         opa.start(bench_policies(Path(tmp)))
         for name in args.databases.split(","):
@@ -309,7 +358,13 @@ def main() -> None:
                 f"{opa_run.percentile(99):.1f}",
                 f"{service_run.rate / opa_run.rate:.2f}",
             )
+            used = service_run.cpu_ms
+            if used:
+                shares = [f"{used[group]:.2f}" for group in CPU_GROUPS]
+                cpu.add_row(name, str(args.processes), *shares, f"{sum(used.values()):.2f}")
     Console(width=160).print(table)
+    if cpu.row_count:
+        Console(width=160).print(cpu)
 
 
 if __name__ == "__main__":
