@@ -48,9 +48,15 @@ class _Found(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def decision_context(
-    connection: AsyncConnection, action: Action, draft: Draft, now: str
+    connection: AsyncConnection,
+    action: Action,
+    draft: Draft,
+    now: str,
+    *,
+    replacing: Draft | None = None,
 ) -> DecisionContext:
-    """The context of deciding ``action`` on ``draft`` at ``now``.
+    """The context of deciding ``action`` on ``draft`` at ``now``; for a patch,
+    ``replacing`` is the stored version the patched ``draft`` would replace.
 
     Raises:
         InvalidInput: on submit and patch, the draft names a record that does not exist;
@@ -65,7 +71,7 @@ async def decision_context(
         supplier=found.supplier,
         items={sku: {"category": category} for sku, category in sorted(found.categories.items())},
         records=_based_on(draft, found),
-        **await _spend(connection, action, draft, now),
+        **await _spend(connection, action, draft, now, replacing),
     )
 
 
@@ -143,7 +149,7 @@ def _based_on(draft: Draft, found: _Found) -> list[dict[str, Any]]:
 
 
 async def _spend(
-    connection: AsyncConnection, action: Action, draft: Draft, now: str
+    connection: AsyncConnection, action: Action, draft: Draft, now: str, replacing: Draft | None
 ) -> dict[str, dict[str, Any] | None]:
     """The spend the budget and agent rules weigh the draft against: the location's
     purchase orders executed this month (submit, patch and execute of a purchase order) and
@@ -174,8 +180,8 @@ async def _spend(
         }
     if capped:
         submitted = totals[requester]
-        if action is Action.PATCH:
-            submitted -= await _counted_today(connection, draft, now)
+        if replacing is not None:
+            submitted -= _counted_on(now[:10], replacing, currency)
         spend["requester_daily_spend"] = {
             "day": now[:10],
             "currency": currency,
@@ -184,14 +190,10 @@ async def _spend(
     return spend
 
 
-async def _counted_today(connection: AsyncConnection, draft: Draft, now: str) -> int:
-    """What the stored version of ``draft`` adds to its requester's total for the day of
-    ``now`` in the draft's currency: a patch is weighed against the rest of the day."""
-    stored = await repo.load_draft(connection, draft.workspace_id, draft.id)
-    if stored is None:
+def _counted_on(day: str, stored: Draft, currency: str) -> int:
+    """What ``stored`` adds to its requester's total for ``day`` in ``currency``: a patch is
+    weighed against the rest of the day, not against the version it replaces."""
+    amount = stored.amount
+    if amount is None or stored.created_at[:10] != day or amount.currency != currency:
         return 0
-    amount = stored[0].amount
-    same_day = stored[0].created_at[:10] == now[:10]
-    if amount is None or not same_day or draft.amount is None:
-        return 0
-    return amount.minor_units if amount.currency == draft.amount.currency else 0
+    return amount.minor_units

@@ -158,7 +158,7 @@ class DraftWorkflow:
         patched = _apply_patch(current, changes, now)
         # A patch that leaves the content as it was keeps its approvals.
         decision = await self._decide(
-            Action.PATCH, actor, patched, patched.binding(approvals), now=now
+            Action.PATCH, actor, patched, patched.binding(approvals), now=now, replacing=current
         )
 
         async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
@@ -394,10 +394,11 @@ class DraftWorkflow:
         *,
         now: str,
         approval: dict[str, Any] | None = None,
+        replacing: Draft | None = None,
     ) -> Decision:
         structlog.contextvars.bind_contextvars(draft_id=draft.id)
         async with self._db.connect() as connection:
-            context = await decision_context(connection, action, draft, now)
+            context = await decision_context(connection, action, draft, now, replacing=replacing)
         decision_input = build_input(
             action,
             draft=_policy_draft(draft),
