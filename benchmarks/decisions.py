@@ -4,15 +4,22 @@ For each database, the benchmark starts an OPA sidecar and ``order3 serve`` proc
 loopback (each client keeps to one process, as a load balancer would spread them), then
 drives N concurrent clients, each looping submit -> approve -> execute (three decisions) for a
 fixed time. It then replays the very decision inputs the service recorded straight to OPA's
-REST API with the same number of clients, so the service's overhead shows as a ratio. On
+REST API with the same number of clients, so the service's overhead shows as a ratio.
+
+That closed loop measures the most the service sustains; its latency is then mostly time
+spent queueing. ``--rate`` offers a fixed number of decisions a second instead (an open
+loop), and the latency it prints is what a client sees at that load; give several rates to
+find the highest whose p99 stays under a bound. On
 Linux it also prints the CPU time each kind of process (service, OPA, PostgreSQL, this load
 generator) spent per decision through the service; every process of that kind on the
 machine counts.
 
     .venv/bin/python benchmarks/decisions.py [--clients 32] [--seconds 20] [--processes 2]
+        [--rate 60,120,180]
 
 PostgreSQL comes from ``--postgres-url`` or a throwaway cluster started from the local server
-binaries (as the test suite does). Each workspace is loaded with the demo inventory, since
+binaries (as the test suite does), reached through its Unix socket as a service on the same
+machine would be. Each workspace is loaded with the demo inventory, since
 drafts may only name records that exist, and every executed order is placed in it. The OPA
 loads the repository's policies with two thresholds raised (`BENCH_SETTINGS`): otherwise the
 location's monthly budget and the agent's daily drafting cap would refuse the loop within
@@ -47,6 +54,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from support.servers import ORDER3, OpaServer, PostgresServer, order3_services  # noqa: E402
 
 CLIENT_STRIDE = 1_000_000  # step numbers are client * stride + iteration
+DECISIONS_PER_LOOP = 3  # submit, approve, execute
 BENCH_SETTINGS = {"location_budgets": "default", "agents": "daily_spend_limit"}
 """Settings raised to 10^15 minor units in every currency for the benchmark's OPA."""
 console = Console(stderr=True)
@@ -156,24 +164,42 @@ async def drive(
     seconds: float,
     step: Callable[[aiohttp.ClientSession, int], Awaitable[list[float]]],
     label: str,
+    loops_per_second: float | None = None,
 ) -> Run:
-    """Run ``step`` in a loop on each client until time is up; gather per-decision latency."""
+    """Run ``step`` in a loop on each client until time is up; gather per-decision latency.
+
+    Without ``loops_per_second`` the loop is closed: each client starts its next step as soon
+    as the last one answers, so the run measures the most the target sustains. With it the
+    load is open: the clients together start that many steps a second on a fixed schedule,
+    each client on its own slot, whether or not the target keeps up. A step that starts late,
+    because its client was still busy with the one before, counts the wait in its first
+    latency, so a backlog shows as latency instead of silently lowering the load.
+    """
     run = Run(label)
     connector = aiohttp.TCPConnector(limit=clients * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
-        stop_at = time.perf_counter() + seconds
+        started = time.perf_counter()
+        stop_at = started + seconds
+        period = clients / loops_per_second if loops_per_second else 0.0
 
         async def client(number: int) -> None:
             iteration = 0
-            while time.perf_counter() < stop_at:
+            scheduled = started + number * period / clients
+            while scheduled < stop_at:
+                now = time.perf_counter()
+                if now < scheduled:
+                    await asyncio.sleep(scheduled - now)
+                late_ms = max(0.0, time.perf_counter() - scheduled) * 1000 if period else 0.0
                 try:
-                    run.latencies_ms.extend(await step(session, number * CLIENT_STRIDE + iteration))
+                    latencies = await step(session, number * CLIENT_STRIDE + iteration)
+                    latencies[0] += late_ms
+                    run.latencies_ms.extend(latencies)
                 except UnexpectedAnswer as exc:
                     run.errors += 1
                     run.first_error = run.first_error or str(exc)[:300]
                 iteration += 1
+                scheduled = scheduled + period if period else time.perf_counter()
 
-        started = time.perf_counter()
         await asyncio.gather(*(client(n) for n in range(clients)))
         run.elapsed = time.perf_counter() - started
     return run
@@ -275,7 +301,9 @@ def opa_step(
 
 def bench_database(
     name: str, database_url: str | None, opa_url: str, args: argparse.Namespace, workdir: Path
-) -> tuple[Run, Run]:
+) -> list[tuple[Run, Run]]:
+    """One closed-loop run, or one open-loop run per offered rate: each through the service,
+    then straight to OPA with the decision inputs the service recorded."""
     env = {
         **os.environ,
         "ORDER3_DATA_DIR": str(workdir / name),
@@ -286,29 +314,43 @@ def bench_database(
     if database_url:
         env["ORDER3_DATABASE_URL"] = database_url
     admin = create_workspace(env)
+    through_service: list[Run] = []
     with order3_services(env, args.processes) as bases:
         base = bases[0]
         mia_id, mia = member(base, admin, "user", "Mia", ["manager"])
         _, bot = member(base, admin, "agent", "bot", ["requester"])
         step = service_step(bases, bot, mia, mia_id)
         asyncio.run(drive(args.clients, 2, step, "warm-up"))
-        console.print(f"[bold]{name}[/]: {args.clients} clients for {args.seconds:.0f} s")
-        before = cpu_seconds()
-        through_service = asyncio.run(drive(args.clients, args.seconds, step, name))
-        after = cpu_seconds()
-        decided = len(through_service.latencies_ms) or 1
-        through_service.cpu_ms = {
-            group: 1000 * (after[group] - before[group]) / decided for group in after
-        }
+        for rate in args.rates:
+            offered = f"{rate:.0f}/s offered" if rate else "closed loop"
+            console.print(f"[bold]{name}[/]: {args.clients} clients, {offered}, {args.seconds}s")
+            loops = rate / DECISIONS_PER_LOOP if rate else None
+            before = cpu_seconds()
+            run = asyncio.run(drive(args.clients, args.seconds, step, name, loops))
+            after = cpu_seconds()
+            decided = len(run.latencies_ms) or 1
+            run.cpu_ms = {group: 1000 * (after[group] - before[group]) / decided for group in after}
+            if run.errors:
+                console.print(f"  first error: {run.first_error}")
+            through_service.append(run)
         inputs = recorded_inputs(base, admin, 3000)
-    direct = asyncio.run(drive(args.clients, args.seconds, opa_step(opa_url, inputs), "opa"))
+    runs = []
+    for rate, run in zip(args.rates, through_service, strict=True):
+        opa = opa_step(opa_url, inputs)
+        runs.append((run, asyncio.run(drive(args.clients, args.seconds, opa, "opa", rate or None))))
     verify = subprocess.run(
         [str(ORDER3), "audit", "verify"], env=env, capture_output=True, text=True
     )
     console.print(f"  audit verify: {(verify.stdout or verify.stderr).strip()}")
-    if through_service.errors:
-        console.print(f"  first error: {through_service.first_error}")
-    return through_service, direct
+    return runs
+
+
+def offered_rates(text: str) -> list[float]:
+    """``--rate`` values: decisions a second, comma-separated; none means a closed loop."""
+    rates = [float(part) for part in text.split(",") if part.strip()] if text else []
+    if any(rate <= 0 for rate in rates):
+        raise argparse.ArgumentTypeError("rates are decisions per second, above zero")
+    return rates or [0.0]
 
 
 def main() -> None:
@@ -318,12 +360,21 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="service processes")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--postgres-url", default=os.environ.get("ORDER3_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--rate",
+        dest="rates",
+        type=offered_rates,
+        default=[0.0],
+        help="offer this many decisions a second (open loop) instead of as many as are "
+        "answered; comma-separate several to run each in turn",
+    )
     args = parser.parse_args()
 
     table = Table(title=f"decisions through the service vs. OPA directly ({args.clients} clients)")
     for column in [
         "database",
         "processes",
+        "offered/s",
         "decisions/s",
         "p50 ms",
         "p99 ms",
@@ -335,36 +386,42 @@ def main() -> None:
     ]:
         table.add_column(column, justify="right")
     cpu = Table(title="CPU ms per decision through the service, by process, on this machine")
-    for column in ["database", "processes", *CPU_GROUPS, "total"]:
+    for column in ["database", "processes", "offered/s", *CPU_GROUPS, "total"]:
         cpu.add_column(column, justify="right")
     with TemporaryDirectory(prefix="order3-bench-") as tmp, OpaServer() as opa:
         opa.start(bench_policies(Path(tmp)))
         for name in args.databases.split(","):
             if name == "postgresql":
                 with PostgresServer() as postgres:
-                    url = args.postgres_url or postgres.create_database("bench")
-                    service_run, opa_run = bench_database(name, url, opa.url, args, Path(tmp))
+                    url = args.postgres_url or postgres.over_unix_socket(
+                        postgres.create_database("bench")
+                    )
+                    runs = bench_database(name, url, opa.url, args, Path(tmp))
             else:
-                service_run, opa_run = bench_database(name, None, opa.url, args, Path(tmp))
-            table.add_row(
-                name,
-                str(args.processes),
-                f"{service_run.rate:.0f}",
-                f"{service_run.percentile(50):.1f}",
-                f"{service_run.percentile(99):.1f}",
-                str(service_run.errors),
-                f"{opa_run.rate:.0f}",
-                f"{opa_run.percentile(50):.1f}",
-                f"{opa_run.percentile(99):.1f}",
-                f"{service_run.rate / opa_run.rate:.2f}",
-            )
-            used = service_run.cpu_ms
-            if used:
-                shares = [f"{used[group]:.2f}" for group in CPU_GROUPS]
-                cpu.add_row(name, str(args.processes), *shares, f"{sum(used.values()):.2f}")
-    Console(width=160).print(table)
+                runs = bench_database(name, None, opa.url, args, Path(tmp))
+            for rate, (service_run, opa_run) in zip(args.rates, runs, strict=True):
+                offered = f"{rate:.0f}" if rate else "closed"
+                table.add_row(
+                    name,
+                    str(args.processes),
+                    offered,
+                    f"{service_run.rate:.0f}",
+                    f"{service_run.percentile(50):.1f}",
+                    f"{service_run.percentile(99):.1f}",
+                    str(service_run.errors),
+                    f"{opa_run.rate:.0f}",
+                    f"{opa_run.percentile(50):.1f}",
+                    f"{opa_run.percentile(99):.1f}",
+                    f"{service_run.rate / opa_run.rate:.2f}",
+                )
+                used = service_run.cpu_ms
+                if used:
+                    shares = [f"{used[group]:.2f}" for group in CPU_GROUPS]
+                    total = f"{sum(used.values()):.2f}"
+                    cpu.add_row(name, str(args.processes), offered, *shares, total)
+    Console(width=180).print(table)
     if cpu.row_count:
-        Console(width=160).print(cpu)
+        Console(width=180).print(cpu)
 
 
 if __name__ == "__main__":

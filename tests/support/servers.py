@@ -100,6 +100,16 @@ class PostgresServer:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return urlunsplit(urlsplit(self.url)._replace(path=f"/{name}"))
 
+    def over_unix_socket(self, url: str) -> str:
+        """``url`` rewritten to reach this temp cluster through its Unix socket, which costs
+        both ends less CPU per statement than loopback TCP. An env URL is returned as is."""
+        if self._root is None:
+            return url
+        parts = urlsplit(url)
+        query = f"host={self._root}&port={parts.port}"
+        user = f"{parts.username}@" if parts.username else ""
+        return urlunsplit(parts._replace(netloc=user, query=query))
+
     def stop(self) -> None:
         """Stop and delete the temp cluster (nothing to do for an env URL). Idempotent."""
         root, self._root = self._root, None
