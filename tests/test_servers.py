@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from pathlib import Path
@@ -45,6 +46,10 @@ async def _decide(base_url: str, x: int) -> dict[str, Any]:
     return body
 
 
+def _mentions(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text()
+
+
 async def _wait_for_restart(supervisor: OpaSupervisor, count: int, within: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -81,6 +86,46 @@ def test_supervisor_restarts_killed_opa_on_same_port(
         await supervisor.stop()
 
     asyncio.run(scenario())
+
+
+def test_supervisor_keeps_opa_log_bounded(
+    opa_binary: Path, policy_dir: Path, tmp_path: Path
+) -> None:
+    """Past its limit OPA's decision log moves to ``opa.log.1``, and OPA goes on writing
+    whole lines to the emptied ``opa.log``."""
+    log_path, rotated = tmp_path / "opa.log", tmp_path / "opa.log.1"
+
+    async def logged(decision_id: str, path: Path) -> None:
+        deadline = asyncio.get_running_loop().time() + 10.0
+        while not _mentions(path, decision_id):
+            assert asyncio.get_running_loop().time() < deadline, f"{decision_id} not in {path}"
+            await asyncio.sleep(0.02)
+
+    async def scenario() -> tuple[str, str]:
+        supervisor = OpaSupervisor(
+            opa_binary, policy_dir, log_path=log_path, log_limit=4096, log_check_interval=0.05
+        )
+        await supervisor.start()
+        try:
+            first = (await _decide(supervisor.url, 1))["decision_id"]
+            await logged(first, log_path)
+            deadline = asyncio.get_running_loop().time() + 15.0
+            while not _mentions(rotated, ""):
+                assert asyncio.get_running_loop().time() < deadline, "opa.log was not rotated"
+                await _decide(supervisor.url, 2)
+            last = (await _decide(supervisor.url, 1))["decision_id"]
+            await logged(last, log_path)
+        finally:
+            await supervisor.stop()
+        return first, last
+
+    first, last = asyncio.run(scenario())
+
+    assert first in rotated.read_text()
+    assert first not in log_path.read_text()
+    lines = log_path.read_text().splitlines()
+    assert all(json.loads(line) for line in lines)
+    assert any(json.loads(line).get("decision_id") == last for line in lines)
 
 
 def test_supervisor_start_reports_opa_output_when_policy_is_broken(

@@ -1,7 +1,11 @@
 """Running an OPA server on loopback for the service, and restarting it when it dies.
 
 OPA runs with console decision logs on: that setting is what makes it return a
-``decision_id`` with every answer, which the audit trail records.
+``decision_id`` with every answer, which the audit trail records. Its output goes to a log
+file that the supervisor keeps bounded: once the file outgrows its limit, it is copied to
+``<name>.1`` (replacing the older copy) and emptied in place, while OPA keeps appending to
+it. Lines OPA writes during that copy are lost; the audit trail, not this log, is the record
+of every decision.
 
 The service starts it with a configuration file that makes it download the signed policy
 bundle from the service, as a sidecar does (see `order3.policy.bundle_server`); it counts as
@@ -32,6 +36,10 @@ _PROBE_TIMEOUT = 1.0
 _POLL_INTERVAL = 0.05
 _READ_CHUNK = 65536
 _TAIL_BYTES = 4000
+LOG_LIMIT_BYTES = 64 * 1024 * 1024
+"""How large OPA's log file grows before it is rotated; two files at most are kept."""
+_LOG_CHECK_INTERVAL = 10.0
+_COPY_CHUNK = 1024 * 1024
 OPA_GOGC = "400"
 """Go's collector target for OPA, unless GOGC is set already. OPA allocates afresh for every
 decision; collecting at four times the live heap rather than twice spends a few more
@@ -76,8 +84,8 @@ def free_loopback_port(host: str = "127.0.0.1") -> int:
 class OpaSupervisor:
     """One OPA server process on a fixed loopback port, restarted with backoff if it dies.
 
-    Output goes to ``log_path`` (appended) when given; otherwise only the last lines are kept
-    in memory, for error messages.
+    Output goes to ``log_path`` (appended, and rotated past ``log_limit`` bytes) when given;
+    otherwise only the last lines are kept in memory, for error messages.
     """
 
     def __init__(
@@ -89,6 +97,8 @@ class OpaSupervisor:
         host: str = "127.0.0.1",
         port: int | None = None,
         log_path: Path | None = None,
+        log_limit: int = LOG_LIMIT_BYTES,
+        log_check_interval: float = _LOG_CHECK_INTERVAL,
     ) -> None:
         if (policy_dir is None) == (config_file is None):
             raise ValueError("give OPA either a policy directory or a configuration file")
@@ -98,6 +108,9 @@ class OpaSupervisor:
         self._host = host
         self._port = port if port is not None else free_loopback_port(host)
         self._log_path = log_path
+        self._log_limit = log_limit
+        self._log_check_interval = log_check_interval
+        self._rotation: asyncio.Task[None] | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._tail = bytearray()
         self._drain: asyncio.Task[None] | None = None
@@ -145,15 +158,18 @@ class OpaSupervisor:
         await self._await_ready(timeout)
         _log.info("opa.started", pid=self.pid, port=self._port, url=self.url)
         self._watch = asyncio.create_task(self._watch_loop(), name="opa-supervisor")
+        if self._log_path is not None:
+            self._rotation = asyncio.create_task(self._rotation_loop(), name="opa-log-rotation")
 
     async def stop(self) -> None:
         """Stop watching and terminate OPA (killing it after a grace period). Idempotent."""
         self._stopping = True
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+        for task in (self._watch, self._rotation):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watch = self._rotation = None
         await self._terminate()
 
     async def _spawn(self) -> None:
@@ -251,6 +267,18 @@ class OpaSupervisor:
             _log.warning("opa.exited", pid=process.pid, port=self._port, returncode=returncode)
             await self._restart_until_ready()
 
+    async def _rotation_loop(self) -> None:
+        assert self._log_path is not None
+        while True:
+            await asyncio.sleep(self._log_check_interval)
+            try:
+                rotated = await asyncio.to_thread(rotate_log, self._log_path, self._log_limit)
+            except OSError as exc:
+                _log.warning("opa.log_rotation_failed", path=str(self._log_path), error=str(exc))
+                continue
+            if rotated:
+                _log.info("opa.log_rotated", path=str(self._log_path), bytes=rotated)
+
     async def _restart_until_ready(self) -> None:
         while True:
             await asyncio.sleep(self._next_backoff())
@@ -292,6 +320,25 @@ class OpaSupervisor:
         if drain is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await drain
+
+
+def rotate_log(path: Path, limit: int) -> int:
+    """Copy ``path`` to ``<name>.1`` and empty it, if it is over ``limit`` bytes; return the
+    bytes moved, or 0.
+
+    The writer keeps its descriptor: it opened the file for appending, so its next line lands
+    at the start of the emptied file. A rename would leave it writing to the old copy.
+    """
+    if not path.exists() or path.stat().st_size <= limit:
+        return 0
+    rotated = path.with_name(path.name + ".1")
+    with path.open("r+b") as current, rotated.open("wb") as copy:
+        moved = 0
+        while chunk := current.read(_COPY_CHUNK):
+            copy.write(chunk)
+            moved += len(chunk)
+        current.truncate(0)
+    return moved
 
 
 async def _is_healthy(url: str, *, bundles: bool = False) -> bool:
