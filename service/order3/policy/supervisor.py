@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -39,7 +40,6 @@ _TAIL_BYTES = 4000
 LOG_LIMIT_BYTES = 64 * 1024 * 1024
 """How large OPA's log file grows before it is rotated; two files at most are kept."""
 _LOG_CHECK_INTERVAL = 10.0
-_COPY_CHUNK = 1024 * 1024
 OPA_GOGC = "400"
 """Go's collector target for OPA, unless GOGC is set already. OPA allocates afresh for every
 decision; collecting at four times the live heap rather than twice spends a few more
@@ -272,7 +272,7 @@ class OpaSupervisor:
         while True:
             await asyncio.sleep(self._log_check_interval)
             try:
-                rotated = await asyncio.to_thread(rotate_log, self._log_path, self._log_limit)
+                rotated = await asyncio.to_thread(_rotate_log, self._log_path, self._log_limit)
             except OSError as exc:
                 _log.warning("opa.log_rotation_failed", path=str(self._log_path), error=str(exc))
                 continue
@@ -322,7 +322,7 @@ class OpaSupervisor:
                 await drain
 
 
-def rotate_log(path: Path, limit: int) -> int:
+def _rotate_log(path: Path, limit: int) -> int:
     """Copy ``path`` to ``<name>.1`` and empty it, if it is over ``limit`` bytes; return the
     bytes moved, or 0.
 
@@ -333,10 +333,8 @@ def rotate_log(path: Path, limit: int) -> int:
         return 0
     rotated = path.with_name(path.name + ".1")
     with path.open("r+b") as current, rotated.open("wb") as copy:
-        moved = 0
-        while chunk := current.read(_COPY_CHUNK):
-            copy.write(chunk)
-            moved += len(chunk)
+        shutil.copyfileobj(current, copy)
+        moved = current.tell()
         current.truncate(0)
     return moved
 
