@@ -20,6 +20,7 @@ from order3.audit.records import AuditEntry, SealedRecord, utc_timestamp
 from order3.domain.decisions import (
     Action,
     Decision,
+    DecisionContext,
     EngineFailure,
     build_input,
     parse_utc,
@@ -129,7 +130,9 @@ class DraftWorkflow:
             updated_at=now,
             expires_at="",  # the submit decision sets it
         )
-        decision = await self._decide(Action.SUBMIT, actor, draft, [], now=now)
+        async with self._db.connect() as connection:
+            context = await decision_context(connection, Action.SUBMIT, draft, now)
+        decision = await self._decide(Action.SUBMIT, actor, draft, [], context, now=now)
 
         async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
             stored = _with_workflow(draft, decision)
@@ -156,10 +159,13 @@ class DraftWorkflow:
         if changes.approval_owner is not None:
             await self._ensure_principal(actor, changes.approval_owner)
         patched = _apply_patch(current, changes, now)
+        async with self._db.connect() as connection:
+            context = await decision_context(
+                connection, Action.PATCH, patched, now, replacing=current
+            )
         # A patch that leaves the content as it was keeps its approvals.
-        decision = await self._decide(
-            Action.PATCH, actor, patched, patched.binding(approvals), now=now, replacing=current
-        )
+        binding = patched.binding(approvals)
+        decision = await self._decide(Action.PATCH, actor, patched, binding, context, now=now)
 
         async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
             stored = _with_workflow(patched, decision)
@@ -184,13 +190,16 @@ class DraftWorkflow:
         claim: IdempotencyClaim | None = None,
     ) -> Result:
         now = utc_timestamp()
-        draft, binding = await self._pending_with_approvals(actor, draft_id, f"{verdict} a draft")
         action = Action.APPROVE if verdict is Verdict.APPROVE else Action.REJECT
+        draft, binding, context = await self._pending_with_context(
+            actor, draft_id, action, f"{verdict} a draft", now
+        )
         decision = await self._decide(
             action,
             actor,
             draft,
             binding,
+            context,
             now=now,
             approval={"verdict": str(verdict), "role": role},
         )
@@ -235,8 +244,9 @@ class DraftWorkflow:
         async with self._db.connect() as connection:
             draft, approvals = await self._load(connection, actor, draft_id)
             ensure_state(draft.state, DraftState.APPROVED, "execute")
+            context = await decision_context(connection, Action.EXECUTE, draft, now)
         binding = draft.binding(approvals)
-        decision = await self._decide(Action.EXECUTE, actor, draft, binding, now=now)
+        decision = await self._decide(Action.EXECUTE, actor, draft, binding, context, now=now)
 
         async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
             by = actor.reference()
@@ -265,8 +275,10 @@ class DraftWorkflow:
         self, actor: Actor, draft_id: str, reason: str, claim: IdempotencyClaim | None = None
     ) -> Result:
         now = utc_timestamp()
-        draft, binding = await self._pending_with_approvals(actor, draft_id, "dismiss")
-        decision = await self._decide(Action.DISMISS, actor, draft, binding, now=now)
+        draft, binding, context = await self._pending_with_context(
+            actor, draft_id, Action.DISMISS, "dismiss", now
+        )
+        decision = await self._decide(Action.DISMISS, actor, draft, binding, context, now=now)
 
         async def store(connection: AsyncConnection) -> tuple[Outcome, list[AuditEntry]]:
             updated = _advance(draft, DraftState.DISMISSED, now)
@@ -363,14 +375,17 @@ class DraftWorkflow:
             raise NotFound(f"no draft {draft_id} in this workspace", draft_id=draft_id)
         return found
 
-    async def _pending_with_approvals(
-        self, actor: Actor, draft_id: str, action: str
-    ) -> tuple[Draft, list[Approval]]:
+    async def _pending_with_context(
+        self, actor: Actor, draft_id: str, action: Action, verb: str, now: str
+    ) -> tuple[Draft, list[Approval], DecisionContext]:
+        """A pending draft, the approvals bound to its content, and the context of deciding
+        ``action`` on it, read on one connection."""
         async with self._db.connect() as connection:
             draft, approvals = await self._load(connection, actor, draft_id)
-        ensure_state(draft.state, DraftState.PENDING, action)
-        _ensure_not_expired(draft, utc_timestamp())
-        return draft, draft.binding(approvals)
+            ensure_state(draft.state, DraftState.PENDING, verb)
+            _ensure_not_expired(draft, now)
+            context = await decision_context(connection, action, draft, now)
+        return draft, draft.binding(approvals), context
 
     async def _ensure_principal(self, actor: Actor, principal_id: str) -> None:
         # Principals are never deleted, so one that was found stays valid: remember it.
@@ -391,14 +406,12 @@ class DraftWorkflow:
         actor: Actor,
         draft: Draft,
         binding: list[Approval],
+        context: DecisionContext,
         *,
         now: str,
         approval: dict[str, Any] | None = None,
-        replacing: Draft | None = None,
     ) -> Decision:
         structlog.contextvars.bind_contextvars(draft_id=draft.id)
-        async with self._db.connect() as connection:
-            context = await decision_context(connection, action, draft, now, replacing=replacing)
         decision_input = build_input(
             action,
             draft=_policy_draft(draft),
