@@ -9,19 +9,18 @@ REST API with the same number of clients, so the service's overhead shows as a r
 That closed loop measures the most the service sustains; its latency is then mostly time
 spent queueing. ``--rate`` offers a fixed number of decisions a second instead (an open
 loop), and the latency it prints is what a client sees at that load; give several rates to
-find the highest whose p99 stays under a bound. On
-Linux it also prints the CPU time each kind of process (service, OPA, PostgreSQL, this load
-generator) spent per decision through the service; every process of that kind on the
-machine counts.
+find the highest whose p99 stays under a bound. On Linux the benchmark also prints the CPU
+time each kind of process (service, OPA, PostgreSQL, this load generator) spent per decision
+through the service; every process of that kind on the machine counts.
 
     .venv/bin/python benchmarks/decisions.py [--clients 32] [--seconds 20] [--processes 2]
         [--rate 60,120,180]
 
 PostgreSQL comes from ``--postgres-url`` or a throwaway cluster started from the local server
 binaries (as the test suite does), reached through its Unix socket as a service on the same
-machine would be. Each workspace is loaded with the demo inventory, since
-drafts may only name records that exist, and every executed order is placed in it. The OPA
-loads the repository's policies with two thresholds raised (`BENCH_SETTINGS`): otherwise the
+machine would be. Each workspace is loaded with the demo inventory, since drafts may only
+name records that exist, and every executed order is placed in it. The OPA loads the
+repository's policies with two thresholds raised (`BENCH_SETTINGS`): otherwise the
 location's monthly budget and the agent's daily drafting cap would refuse the loop within
 seconds, and the benchmark would measure refusals.
 """
