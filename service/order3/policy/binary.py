@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-PINNED_OPA_VERSION = "v1.22.4"
+PINNED_OPA_VERSION = "v1.22.4"  # newest the Go module proxy here serves; v1.23.0 is not
 OPA_MODULE = "github.com/open-policy-agent/opa"
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
