@@ -3,15 +3,23 @@
 For each database, the benchmark starts an OPA sidecar and ``order3 serve`` processes on
 loopback (each client keeps to one process, as a load balancer would spread them), then
 drives N concurrent clients, each looping submit -> approve -> execute (three decisions) for a
-fixed time. It then replays the very decision inputs the service recorded straight to OPA's
-REST API with the same number of clients, so the service's overhead shows as a ratio.
+fixed time. It then replays the very decision inputs the service recorded, with the same
+number of clients, along two shorter paths:
+
+- the **decision core** (``benchmarks/decision_core.py``): one process that asks OPA through
+  the service's policy engine and commits one signed audit record per decision through the
+  service's audit appender, with no tokens, drafts or context reads;
+- **OPA directly**, through its REST API.
+
+So the service's overhead shows as a ratio to OPA, and the draft workflow's own cost as the
+gap to the decision core.
 
 That closed loop measures the most the service sustains; its latency is then mostly time
 spent queueing. ``--rate`` offers a fixed number of decisions a second instead (an open
 loop), and the latency it prints is what a client sees at that load; give several rates to
 find the highest whose p99 stays under a bound. On Linux the benchmark also prints the CPU
-time each kind of process (service, OPA, PostgreSQL, this load generator) spent per decision
-through the service; every process of that kind on the machine counts.
+time each kind of process (the service or decision core, OPA, PostgreSQL, this load
+generator) spent per decision on each path; every process of that kind on the machine counts.
 
     .venv/bin/python benchmarks/decisions.py [--clients 32] [--seconds 20] [--processes 2]
         [--rate 60,120,180]
@@ -52,6 +60,16 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from support.servers import ORDER3, OpaServer, PostgresServer, order3_services  # noqa: E402
 
+DECISION_CORE = [sys.executable, "-m", "uvicorn", "decision_core:create_app", "--factory"]
+DECISION_CORE += [
+    "--app-dir",
+    str(REPO / "benchmarks"),
+    "--log-level",
+    "warning",
+    "--no-access-log",
+]
+"""The command that serves `decision_core` (given ``--port N``)."""
+
 CLIENT_STRIDE = 1_000_000  # step numbers are client * stride + iteration
 DECISIONS_PER_LOOP = 3  # submit, approve, execute
 BENCH_SETTINGS = {"location_budgets": "default", "agents": "daily_spend_limit"}
@@ -89,8 +107,8 @@ CPU_GROUPS = ("service", "OPA", "PostgreSQL", "load generator")
 
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds used so far by this machine's processes, by what they are: ``order3
-    serve`` processes, OPA servers, PostgreSQL processes and this load generator. Linux
-    only (it reads /proc); empty elsewhere."""
+    serve`` and decision core processes (as "service"), OPA servers, PostgreSQL processes
+    and this load generator. Linux only (it reads /proc); empty elsewhere."""
     used = dict.fromkeys(CPU_GROUPS, 0.0)
     proc = Path("/proc")
     if not proc.is_dir():
@@ -107,7 +125,7 @@ def cpu_seconds() -> dict[str, float]:
         program = Path(argv[0].decode(errors="replace")).name
         if int(entry.name) == os.getpid():
             group = "load generator"
-        elif b"order3 serve" in b" ".join(argv):
+        elif b"order3 serve" in b" ".join(argv) or b"decision_core:create_app" in argv:
             group = "service"
         elif program == "opa":
             group = "OPA"
@@ -278,31 +296,56 @@ def recorded_inputs(base: str, admin: str, limit: int) -> list[dict[str, Any]]:
     return inputs[:limit]
 
 
-def opa_step(
-    opa_url: str, inputs: list[dict[str, Any]]
+def replay_step(
+    url: str, inputs: list[dict[str, Any]], answered: Callable[[int, Any], bool]
 ) -> Callable[[aiohttp.ClientSession, int], Awaitable[list[float]]]:
+    """Post recorded decision inputs to ``url`` in turn, each as ``{"input": ...}``."""
     bodies = [json.dumps({"input": i}).encode() for i in inputs]
     headers = {"Content-Type": "application/json"}
 
     async def step(session: aiohttp.ClientSession, n: int) -> list[float]:
         started = time.perf_counter()
-        body = bodies[n % len(bodies)]
-        async with session.post(
-            f"{opa_url}/v1/data/order3/decision", data=body, headers=headers
-        ) as response:
+        async with session.post(url, data=bodies[n % len(bodies)], headers=headers) as response:
             answer = await response.json()
-            if response.status != 200 or "result" not in answer:
+            if not answered(response.status, answer):
                 raise UnexpectedAnswer(answer)
         return [(time.perf_counter() - started) * 1000]
 
     return step
 
 
+def opa_answered(status: int, answer: Any) -> bool:
+    return status == 200 and "result" in answer
+
+
+def core_answered(status: int, answer: Any) -> bool:
+    return status == 200 and answer.get("outcome") != "error"
+
+
+PATHS = ("service", "decision core", "OPA directly")
+
+
+def measured(
+    clients: int, seconds: float, step: Any, label: str, rate: float | None, per_loop: int = 1
+) -> Run:
+    """One `drive`, with the CPU each kind of process spent per decision (`cpu_seconds`)."""
+    before = cpu_seconds()
+    loops = rate / per_loop if rate else None
+    run = asyncio.run(drive(clients, seconds, step, label, loops))
+    after = cpu_seconds()
+    decided = len(run.latencies_ms) or 1
+    run.cpu_ms = {group: 1000 * (after[group] - before[group]) / decided for group in after}
+    if run.errors:
+        console.print(f"  {label}: {run.errors} errors; first: {run.first_error}")
+    return run
+
+
 def bench_database(
     name: str, database_url: str | None, opa_url: str, args: argparse.Namespace, workdir: Path
-) -> list[tuple[Run, Run]]:
+) -> list[dict[str, Run]]:
     """One closed-loop run, or one open-loop run per offered rate: each through the service,
-    then straight to OPA with the decision inputs the service recorded."""
+    then through the decision core and straight to OPA with the decision inputs the service
+    recorded."""
     env = {
         **os.environ,
         "ORDER3_DATA_DIR": str(workdir / name),
@@ -313,30 +356,30 @@ def bench_database(
     if database_url:
         env["ORDER3_DATABASE_URL"] = database_url
     admin = create_workspace(env)
-    through_service: list[Run] = []
+    runs: list[dict[str, Run]] = [{} for _ in args.rates]
     with order3_services(env, args.processes) as bases:
         base = bases[0]
         mia_id, mia = member(base, admin, "user", "Mia", ["manager"])
         _, bot = member(base, admin, "agent", "bot", ["requester"])
         step = service_step(bases, bot, mia, mia_id)
         asyncio.run(drive(args.clients, 2, step, "warm-up"))
-        for rate in args.rates:
+        for rate, by_path in zip(args.rates, runs, strict=True):
             offered = f"{rate:.0f}/s offered" if rate else "closed loop"
             console.print(f"[bold]{name}[/]: {args.clients} clients, {offered}, {args.seconds}s")
-            loops = rate / DECISIONS_PER_LOOP if rate else None
-            before = cpu_seconds()
-            run = asyncio.run(drive(args.clients, args.seconds, step, name, loops))
-            after = cpu_seconds()
-            decided = len(run.latencies_ms) or 1
-            run.cpu_ms = {group: 1000 * (after[group] - before[group]) / decided for group in after}
-            if run.errors:
-                console.print(f"  first error: {run.first_error}")
-            through_service.append(run)
+            by_path["service"] = measured(
+                args.clients, args.seconds, step, "service", rate, DECISIONS_PER_LOOP
+            )
         inputs = recorded_inputs(base, admin, 3000)
-    runs = []
-    for rate, run in zip(args.rates, through_service, strict=True):
-        opa = opa_step(opa_url, inputs)
-        runs.append((run, asyncio.run(drive(args.clients, args.seconds, opa, "opa", rate or None))))
+    with order3_services(env, 1, DECISION_CORE) as [core]:
+        core_step = replay_step(f"{core}/decide", inputs, core_answered)
+        asyncio.run(drive(args.clients, 2, core_step, "warm-up"))
+        for rate, by_path in zip(args.rates, runs, strict=True):
+            by_path["decision core"] = measured(
+                args.clients, args.seconds, core_step, "decision core", rate
+            )
+    opa = replay_step(f"{opa_url}/v1/data/order3/decision", inputs, opa_answered)
+    for rate, by_path in zip(args.rates, runs, strict=True):
+        by_path["OPA directly"] = measured(args.clients, args.seconds, opa, "OPA directly", rate)
     verify = subprocess.run(
         [str(ORDER3), "audit", "verify"], env=env, capture_output=True, text=True
     )
@@ -369,23 +412,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    table = Table(title=f"decisions through the service vs. OPA directly ({args.clients} clients)")
-    for column in [
-        "database",
-        "processes",
-        "offered/s",
-        "decisions/s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "OPA direct/s",
-        "OPA p50 ms",
-        "OPA p99 ms",
-        "service/OPA",
-    ]:
+    table = Table(title=f"decisions a second, {args.clients} clients")
+    for column in ["database", "offered/s", "path", "processes", "decisions/s", "p50 ms"]:
         table.add_column(column, justify="right")
-    cpu = Table(title="CPU ms per decision through the service, by process, on this machine")
-    for column in ["database", "processes", "offered/s", *CPU_GROUPS, "total"]:
+    for column in ["p99 ms", "errors", "of OPA directly"]:
+        table.add_column(column, justify="right")
+    cpu = Table(title="CPU ms per decision, by process, on this machine")
+    for column in ["database", "offered/s", "path", *CPU_GROUPS, "total"]:
         cpu.add_column(column, justify="right")
     with TemporaryDirectory(prefix="order3-bench-") as tmp, OpaServer() as opa:
         opa.start(bench_policies(Path(tmp)))
@@ -398,26 +431,26 @@ def main() -> None:
                     runs = bench_database(name, url, opa.url, args, Path(tmp))
             else:
                 runs = bench_database(name, None, opa.url, args, Path(tmp))
-            for rate, (service_run, opa_run) in zip(args.rates, runs, strict=True):
+            for rate, by_path in zip(args.rates, runs, strict=True):
                 offered = f"{rate:.0f}" if rate else "closed"
-                table.add_row(
-                    name,
-                    str(args.processes),
-                    offered,
-                    f"{service_run.rate:.0f}",
-                    f"{service_run.percentile(50):.1f}",
-                    f"{service_run.percentile(99):.1f}",
-                    str(service_run.errors),
-                    f"{opa_run.rate:.0f}",
-                    f"{opa_run.percentile(50):.1f}",
-                    f"{opa_run.percentile(99):.1f}",
-                    f"{service_run.rate / opa_run.rate:.2f}",
-                )
-                used = service_run.cpu_ms
-                if used:
-                    shares = [f"{used[group]:.2f}" for group in CPU_GROUPS]
-                    total = f"{sum(used.values()):.2f}"
-                    cpu.add_row(name, str(args.processes), offered, *shares, total)
+                for path in PATHS:
+                    run = by_path[path]
+                    processes = args.processes if path == "service" else 1
+                    table.add_row(
+                        name,
+                        offered,
+                        path,
+                        str(processes) if path != "OPA directly" else "",
+                        f"{run.rate:.0f}",
+                        f"{run.percentile(50):.1f}",
+                        f"{run.percentile(99):.1f}",
+                        str(run.errors),
+                        f"{run.rate / by_path['OPA directly'].rate:.2f}",
+                    )
+                    if run.cpu_ms:
+                        shares = [f"{run.cpu_ms[group]:.2f}" for group in CPU_GROUPS]
+                        total = f"{sum(run.cpu_ms.values()):.2f}"
+                        cpu.add_row(name, offered, path, *shares, total)
     Console(width=180).print(table)
     if cpu.row_count:
         Console(width=180).print(cpu)

@@ -317,8 +317,13 @@ ORDER3 = Path(sys.executable).parent / "order3"
 
 
 @contextlib.contextmanager
-def order3_services(env: dict[str, str], count: int = 1) -> Iterator[list[str]]:
+def order3_services(
+    env: dict[str, str], count: int = 1, command: list[str] | None = None
+) -> Iterator[list[str]]:
     """``count`` separate ``order3 serve`` processes with ``env``; yields their base URLs.
+
+    ``command`` runs another server instead; it is given ``--port N`` and must answer
+    ``GET /healthz``.
 
     Raises:
         RuntimeError: A process exited or did not become healthy (with its output).
@@ -330,7 +335,7 @@ def order3_services(env: dict[str, str], count: int = 1) -> Iterator[list[str]]:
             log_path = Path(tempfile.mkstemp(prefix="order3-serve-", suffix=".log")[1])
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
-                    [str(ORDER3), "serve", "--port", str(port)],
+                    [*(command or [str(ORDER3), "serve"]), "--port", str(port)],
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -352,7 +357,7 @@ def _wait_for_service(base: str, process: subprocess.Popen[bytes], log_path: Pat
     deadline = time.monotonic() + 60
     while not _http_ok(f"{base}/healthz"):
         if process.poll() is not None:
-            raise RuntimeError(f"order3 serve exited with {process.returncode}:\n{_tail(log_path)}")
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{_tail(log_path)}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"order3 serve was not healthy within 60 s:\n{_tail(log_path)}")
+            raise RuntimeError(f"the server was not healthy within 60 s:\n{_tail(log_path)}")
         time.sleep(0.1)
