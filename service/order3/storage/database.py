@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 # Any constant works; it only has to be the same in every process migrating one database.
 _MIGRATION_LOCK_KEY = 0x0DE3_A991
+
+# How long a SQLite connection waits for a lock another connection holds, in seconds.
+_SQLITE_LOCK_WAIT = 30
 
 
 def normalize_url(url: str) -> str:
@@ -31,7 +36,10 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=pool_size
+            url,
+            connect_args={"timeout": _SQLITE_LOCK_WAIT},
+            pool_size=pool_size,
+            max_overflow=pool_size,
         )
         _configure_sqlite(engine)
         return engine
@@ -55,16 +63,34 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_write_ahead_log(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_LOCK_WAIT * 1000}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _use_write_ahead_log(cursor: Any) -> None:
+    """Put the database file in WAL mode, which then stays with the file.
+
+    Only a new file changes mode, and that needs the file to itself: while another process
+    changes it (two services starting on one new file), SQLite answers "database is locked"
+    at once instead of waiting out the busy timeout. So wait here, as a lock wait would.
+    """
+    deadline = time.monotonic() + _SQLITE_LOCK_WAIT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
