@@ -197,16 +197,27 @@ async def drive(
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.perf_counter()
         stop_at = started + seconds
-        period = clients / loops_per_second if loops_per_second else 0.0
+        # Slot k of the open loop starts at k / loops_per_second; client n takes the slots
+        # n, n + clients, n + 2 * clients, ... Counting slots, rather than adding up periods,
+        # keeps rounding from squeezing an extra slot in before the end.
+        slots = round(seconds * loops_per_second) if loops_per_second else 0
 
         async def client(number: int) -> None:
             iteration = 0
-            scheduled = started + number * period / clients
-            while scheduled < stop_at:
-                now = time.perf_counter()
-                if now < scheduled:
-                    await asyncio.sleep(scheduled - now)
-                late_ms = max(0.0, time.perf_counter() - scheduled) * 1000 if period else 0.0
+            while True:
+                if loops_per_second:
+                    slot = number + iteration * clients
+                    if slot >= slots:
+                        return
+                    scheduled = started + slot / loops_per_second
+                    now = time.perf_counter()
+                    if now < scheduled:
+                        await asyncio.sleep(scheduled - now)
+                    late_ms = max(0.0, time.perf_counter() - scheduled) * 1000
+                elif time.perf_counter() < stop_at:
+                    late_ms = 0.0
+                else:
+                    return
                 try:
                     latencies = await step(session, number * CLIENT_STRIDE + iteration)
                     latencies[0] += late_ms
@@ -215,7 +226,6 @@ async def drive(
                     run.errors += 1
                     run.first_error = run.first_error or str(exc)[:300]
                 iteration += 1
-                scheduled = scheduled + period if period else time.perf_counter()
 
         await asyncio.gather(*(client(n) for n in range(clients)))
         run.elapsed = time.perf_counter() - started
