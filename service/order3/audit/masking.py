@@ -5,8 +5,15 @@ bank details. Operators name them as JSON pointers (RFC 6901) into the decision 
 ``*`` segment stands for every element of an array or every member of an object. Before a
 record is hashed and signed, each named value is replaced by a keyed hash of its RFC 8785
 encoding, ``hmac-sha256:<hex>``, and the pointers that were masked are listed in
-``decision.masked``. The record still verifies, and whoever holds the masking key can
-check that a masked value was a given one, but the log alone does not reveal it.
+``decision.masked``.
+
+A policy may repeat an input value in its result: a reason's message names the supplier on
+hold, its facts carry the supplier id. So the same keyed hash also replaces, in the
+reasons' messages and facts, every value equal to a masked one and every whole-word
+occurrence of a masked string or integer inside their text; ``decision.masked_result``
+lists the pointers into the result that changed. The record still verifies, and whoever
+holds the masking key can check that a masked value was a given one, but the log alone
+does not reveal it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import copy
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,7 +66,8 @@ class DecisionMasker:
         return MASK_PREFIX + digest
 
     def mask(self, decision: dict[str, Any]) -> dict[str, Any]:
-        """``decision`` with its input masked and ``masked`` listing what was replaced.
+        """``decision`` with its input masked and ``masked`` listing what was replaced, and
+        with its result's reasons cleared of the masked values (``masked_result``).
 
         A decision whose input holds none of the configured fields comes back unchanged.
         """
@@ -67,13 +76,94 @@ class DecisionMasker:
             return decision
         masked_input = copy.deepcopy(decision_input)
         masked: list[str] = []
+        hidden = _HiddenValues()
         for pattern in self._patterns:
             for parent, token, path in _matches(masked_input, pattern, ()):
-                parent[token] = self.masked_value(parent[token])
+                replacement = self.masked_value(parent[token])
+                hidden.add(parent[token], replacement)
+                parent[token] = replacement
                 masked.append(format_pointer(path))
         if not masked:
             return decision
-        return {**decision, "input": masked_input, "masked": sorted(set(masked))}
+        masked_decision = {**decision, "input": masked_input, "masked": sorted(set(masked))}
+        result = decision.get("result")
+        if isinstance(result, dict) and isinstance(result.get("reasons"), list):
+            result = copy.deepcopy(result)
+            changed: list[str] = []
+            for index, reason in enumerate(result["reasons"]):
+                if not isinstance(reason, dict):
+                    continue
+                for member in ("message", "facts"):
+                    if member in reason:
+                        path = ("reasons", str(index), member)
+                        reason[member] = hidden.scrub(reason[member], path, changed)
+            if changed:
+                masked_decision["result"] = result
+                masked_decision["masked_result"] = sorted(set(changed))
+        return masked_decision
+
+
+class _HiddenValues:
+    """The masked values of one decision input, to be cleared from its result: each value
+    equal to one is replaced by its mask, and so is each whole-word occurrence of a masked
+    string or integer inside a string."""
+
+    def __init__(self) -> None:
+        self._masks: dict[bytes, str] = {}
+        self._words: dict[str, str] = {}
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, value: Any, mask: str) -> None:
+        self._masks[canonical_json(value)] = mask
+        word = value if isinstance(value, str) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            word = str(value)
+        if word:
+            self._words[word] = mask
+            self._pattern = None
+
+    def scrub(self, node: Any, path: tuple[str, ...], changed: list[str]) -> Any:
+        """``node`` with the masked values replaced; the pointer of every value that
+        changed (or of the container whose keys did) goes into ``changed``."""
+        if isinstance(node, bool) or node is None:
+            return node
+        mask = self._masks.get(canonical_json(node))
+        if mask is not None:
+            changed.append(format_pointer(path))
+            return mask
+        if isinstance(node, str):
+            scrubbed = self._scrub_text(node)
+            if scrubbed != node:
+                changed.append(format_pointer(path))
+            return scrubbed
+        if isinstance(node, list):
+            return [self.scrub(item, (*path, str(i)), changed) for i, item in enumerate(node)]
+        if isinstance(node, dict):
+            scrubbed_dict: dict[str, Any] = {}
+            for key, item in node.items():
+                scrubbed_key = self._scrub_text(key)
+                if scrubbed_key != key:
+                    changed.append(format_pointer((*path, scrubbed_key)))
+                scrubbed_dict[scrubbed_key] = self.scrub(item, (*path, scrubbed_key), changed)
+            return scrubbed_dict
+        return node
+
+    def _scrub_text(self, text: str) -> str:
+        if not self._words:
+            return text
+        if self._pattern is None:
+            # Longest first, so that a masked word never leaves part of a longer one behind.
+            words = sorted(self._words, key=len, reverse=True)
+            self._pattern = re.compile("|".join(_whole_word(word) for word in words))
+        return self._pattern.sub(lambda match: self._words[match.group()], text)
+
+
+def _whole_word(word: str) -> str:
+    """A pattern for ``word`` that never matches inside a longer word: where ``word``
+    starts or ends with a letter, digit or underscore, no such character may adjoin it."""
+    before = r"(?<!\w)" if re.match(r"\w", word[0]) else ""
+    after = r"(?!\w)" if re.match(r"\w", word[-1]) else ""
+    return before + re.escape(word) + after
 
 
 def _matches(

@@ -43,6 +43,7 @@ class DecisionController(Controller):
             "result": decision["result"],
             "rules": decision["rules"],
             "masked": decision.get("masked", []),
+            "masked_result": decision.get("masked_result", []),
             "engine": decision["engine"],
             "policy_revision": decision["policy_revision"],
             "opa_decision_id": decision["decision_id"],
