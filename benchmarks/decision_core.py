@@ -15,8 +15,6 @@ service's database, signing key and OPA, and `order3 audit verify` checks its re
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -25,9 +23,10 @@ from litestar import Litestar, Request, get, post
 from order3.audit.records import AuditEntry
 from order3.config import Settings
 from order3.domain.decisions import Action
+from order3.http.app import services_lifespan
 from order3.logging import configure_logging
 from order3.policy.engine import EngineFailed
-from order3.runtime import Services, open_services
+from order3.runtime import Services
 
 ACTOR = {"type": "integration", "id": "benchmark"}
 
@@ -66,11 +65,4 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """The decision core, configured from ``settings`` (or the environment)."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_services(settings) as services:
-            app.state.services = services
-            yield
-
-    return Litestar([decide, health], lifespan=[lifespan], logging_config=None)
+    return Litestar([decide, health], lifespan=[services_lifespan(settings)], logging_config=None)

@@ -4,30 +4,16 @@ so a slow service cannot make its own figures look better by slowing the load do
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import time
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "decisions.py"
-
-
-def load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("decisions_benchmark", BENCHMARK)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from support.benchmarks import load_benchmark
 
 
 def test_an_open_loop_starts_every_offered_step() -> None:
     """4 clients offered 40 steps a second for a second start 40 steps, each client its own
     share, whatever the steps cost."""
-    benchmark = load_benchmark()
+    benchmark = load_benchmark("decisions")
     started: list[int] = []
 
     async def step(_session: Any, n: int) -> list[float]:
@@ -44,7 +30,7 @@ def test_an_open_loop_starts_every_offered_step() -> None:
 def test_a_step_that_starts_late_counts_the_wait() -> None:
     """One client offered a step every 50 ms, each taking 100 ms, falls further behind with
     every step; the closed loop with the same step just runs fewer of them."""
-    benchmark = load_benchmark()
+    benchmark = load_benchmark("decisions")
 
     async def slow_step(_session: Any, _n: int) -> list[float]:
         began = time.perf_counter()

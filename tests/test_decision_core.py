@@ -4,10 +4,6 @@ the draft workflow's own cost and not a shortcut."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from litestar.testing import TestClient
@@ -16,18 +12,7 @@ from order3.audit.verify import ChainVerifier
 from order3.config import Settings
 from order3.storage.repositories import stream_audit_records
 from support.api import Api
-
-DECISION_CORE = Path(__file__).resolve().parents[1] / "benchmarks" / "decision_core.py"
-
-
-def load_decision_core() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("decision_core", DECISION_CORE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from support.benchmarks import load_benchmark
 
 
 def decided(api: Api) -> list[dict[str, Any]]:
@@ -48,7 +33,7 @@ def test_the_decision_core_decides_as_the_service_did_and_the_chain_verifies(
     recorded = decided(api)
     assert [r["outcome"] for r in recorded] == ["allowed", "denied", "allowed"]
 
-    with TestClient(load_decision_core().create_app(settings)) as core:
+    with TestClient(load_benchmark("decision_core").create_app(settings)) as core:
         answers = [core.post("/decide", json={"input": r["decision"]["input"]}) for r in recorded]
         services = core.app.state.services
 

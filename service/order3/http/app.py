@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -103,10 +103,11 @@ async def health(request: Request[Any, Any, Any]) -> Response[bytes]:
     )
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    """The service, configured from ``settings`` (or the environment)."""
-    settings = settings or Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)
+def services_lifespan(
+    settings: Settings,
+) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
+    """A lifespan that opens the service's components from ``settings`` and keeps them in
+    ``app.state.services`` for as long as the app runs."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -114,6 +115,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.services = services
             yield
 
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """The service, configured from ``settings`` (or the environment)."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
     return Litestar(
         route_handlers=[
             health,
@@ -134,10 +142,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DefineMiddleware(TokenAuthentication, exclude=_PUBLIC_PATHS),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=[lifespan],
+        lifespan=[services_lifespan(settings)],
         openapi_config=OpenAPIConfig(title="Order3 Approvals", version=__version__),
         logging_config=None,
     )
 
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "services_lifespan"]
