@@ -60,15 +60,14 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from support.servers import ORDER3, OpaServer, PostgresServer, order3_services  # noqa: E402
 
-DECISION_CORE = [sys.executable, "-m", "uvicorn", "decision_core:create_app", "--factory"]
-DECISION_CORE += [
-    "--app-dir",
-    str(REPO / "benchmarks"),
-    "--log-level",
-    "warning",
-    "--no-access-log",
+DECISION_CORE = [
+    *(sys.executable, "-m", "uvicorn", "decision_core:create_app", "--factory"),
+    *("--app-dir", str(REPO / "benchmarks"), "--log-level", "warning", "--no-access-log"),
 ]
 """The command that serves `decision_core` (given ``--port N``)."""
+
+Step = Callable[[aiohttp.ClientSession, int], Awaitable[list[float]]]
+"""One step of a client's loop (given its step number): the latencies of its requests, ms."""
 
 CLIENT_STRIDE = 1_000_000  # step numbers are client * stride + iteration
 DECISIONS_PER_LOOP = 3  # submit, approve, execute
@@ -179,7 +178,7 @@ def member(base: str, admin: str, kind: str, name: str, roles: list[str]) -> tup
 async def drive(
     clients: int,
     seconds: float,
-    step: Callable[[aiohttp.ClientSession, int], Awaitable[list[float]]],
+    step: Step,
     label: str,
     loops_per_second: float | None = None,
 ) -> Run:
@@ -232,9 +231,7 @@ async def drive(
     return run
 
 
-def service_step(
-    bases: list[str], bot: str, mia: str, mia_id: str
-) -> Callable[[aiohttp.ClientSession, int], Awaitable[list[float]]]:
+def service_step(bases: list[str], bot: str, mia: str, mia_id: str) -> Step:
     order = {
         "kind": "purchase_order",
         "payload": {
@@ -308,7 +305,7 @@ def recorded_inputs(base: str, admin: str, limit: int) -> list[dict[str, Any]]:
 
 def replay_step(
     url: str, inputs: list[dict[str, Any]], answered: Callable[[int, Any], bool]
-) -> Callable[[aiohttp.ClientSession, int], Awaitable[list[float]]]:
+) -> Step:
     """Post recorded decision inputs to ``url`` in turn, each as ``{"input": ...}``."""
     bodies = [json.dumps({"input": i}).encode() for i in inputs]
     headers = {"Content-Type": "application/json"}
@@ -336,7 +333,7 @@ PATHS = ("service", "decision core", "OPA directly")
 
 
 def measured(
-    clients: int, seconds: float, step: Any, label: str, rate: float | None, per_loop: int = 1
+    clients: int, seconds: float, step: Step, label: str, rate: float | None, per_loop: int = 1
 ) -> Run:
     """One `drive`, with the CPU each kind of process spent per decision (`cpu_seconds`)."""
     before = cpu_seconds()
